@@ -1,0 +1,45 @@
+"""The app factory: builds the FastAPI app and, in its lifespan, the services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import wasmlet
+from wasmlet.api.errors import install_error_handlers
+from wasmlet.api.request_id import RequestIdMiddleware
+from wasmlet.api.routes import deploy, functions, invoke, system
+from wasmlet.api.services import Services
+from wasmlet.observability.logs import configure_logging
+from wasmlet.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="wasmlet",
+        version=wasmlet.__version__,
+        description="Serverless WebAssembly functions with a failure model you can rely on.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(system.router)
+    app.include_router(deploy.router)
+    app.include_router(functions.router)
+    app.include_router(invoke.router)
+    return app

@@ -1,0 +1,38 @@
+"""Request ids: honour a sane `X-Request-Id`, else make one; echo it on every response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"x-request-id"
+_SAFE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(scope: Scope) -> str:
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == HEADER), None)
+        request_id = given.decode() if given and _SAFE.match(given) else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        encoded = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != HEADER]
+                headers.append((HEADER, encoded))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

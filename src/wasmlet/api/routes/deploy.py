@@ -1,0 +1,136 @@
+"""POST /functions/v1/deploy: JSON with base64 wasm, or a multipart upload."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from wasmlet.api.auth import require_service_key
+from wasmlet.api.routes.deps import read_body, services_of
+from wasmlet.errors import FunctionError, InvalidConfig, InvalidPayload, InvalidTrigger, InvalidWasm
+from wasmlet.observability.logs import get_logger
+
+router = APIRouter()
+MAX_MODULE_BYTES = 64 * 1024 * 1024
+
+_DEPLOY_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "wasm"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
+                        "wasm": {"type": "string", "format": "byte"},
+                        "config": {"type": "object"},
+                        "triggers": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "wasm"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "wasm": {"type": "string", "format": "binary"},
+                        "config": {"type": "string", "description": "JSON object"},
+                        "triggers": {"type": "string", "description": "JSON array"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/functions/v1/deploy", openapi_extra=_DEPLOY_SCHEMA, tags=["functions"])
+async def deploy(request: Request) -> JSONResponse:
+    """Create a function, or redeploy it as a new version."""
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        fields = await _multipart_fields(request)
+    else:
+        fields = _json_fields(await read_body(request, MAX_MODULE_BYTES * 2))
+    log = get_logger("deploy")
+    try:
+        record, created = await run_in_threadpool(
+            services.registry.deploy,
+            fields["name"],
+            fields["wasm"],
+            fields["config"],
+            fields["triggers"],
+        )
+    except FunctionError as exc:
+        services.metrics.deploys.labels("refused").inc()
+        log.warning(
+            "deploy refused",
+            function=fields["name"] if isinstance(fields["name"], str) else None,
+            error=f"{exc.status} {exc.message}",
+            error_type=exc.type,
+        )
+        raise
+    services.metrics.deploys.labels("created" if created else "redeployed").inc()
+    log.info("function deployed", function=record.name, version=record.version, created=created)
+    return JSONResponse(record.public_view(), status_code=201 if created else 200)
+
+
+def _json_fields(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidPayload(f"Malformed deploy request: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidPayload("Malformed deploy request: expected a JSON object")
+    wasm_text = data.get("wasm")
+    if not isinstance(wasm_text, str) or not wasm_text:
+        raise InvalidWasm("Invalid WASM binary: 'wasm' must be base64 text")
+    try:
+        wasm = base64.b64decode(wasm_text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidWasm("Invalid WASM binary: 'wasm' is not valid base64") from exc
+    return {
+        "name": data.get("name"),
+        "wasm": wasm,
+        "config": data.get("config"),
+        "triggers": data.get("triggers"),
+    }
+
+
+async def _multipart_fields(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_MODULE_BYTES + 1024 * 1024:
+        await read_body(request, MAX_MODULE_BYTES)
+    form = await request.form(max_part_size=MAX_MODULE_BYTES)
+    upload = form.get("wasm")
+    if not isinstance(upload, UploadFile):
+        raise InvalidWasm("Invalid WASM binary: the form needs a 'wasm' file")
+    wasm = await upload.read()
+    return {
+        "name": form.get("name"),
+        "wasm": wasm,
+        "config": _json_field(form.get("config"), "config", InvalidConfig),
+        "triggers": _json_field(form.get("triggers"), "triggers", InvalidTrigger),
+    }
+
+
+def _json_field(raw: object, field: str, error: type[FunctionError]) -> object:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise error(f"'{field}' must be JSON text")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise error(f"'{field}' is not valid JSON: {exc}") from exc

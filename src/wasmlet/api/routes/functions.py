@@ -1,0 +1,76 @@
+"""Function management: list, read, change config (enabling too), delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from wasmlet.api.auth import require_service_key
+from wasmlet.api.routes.deps import read_body, services_of
+from wasmlet.errors import InvalidConfig
+from wasmlet.observability.logs import get_logger
+
+router = APIRouter(tags=["functions"])
+
+
+@router.get("/functions/v1/functions")
+async def list_functions(request: Request) -> dict[str, Any]:
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    records = await run_in_threadpool(services.registry.list)
+    return {"functions": [record.public_view() for record in records]}
+
+
+@router.get("/functions/v1/functions/{name}")
+async def get_function(request: Request, name: str) -> dict[str, Any]:
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    record = await run_in_threadpool(services.registry.get, name, cached=False)
+    return record.public_view()
+
+
+@router.patch(
+    "/functions/v1/functions/{name}",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "Config fields to change, and optionally 'enabled'.",
+                    }
+                }
+            }
+        }
+    },
+)
+async def update_function(request: Request, name: str) -> dict[str, Any]:
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    body = await read_body(request, 1024 * 1024)
+    try:
+        changes = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidConfig(f"Invalid function configuration: {exc}") from exc
+    if not isinstance(changes, dict):
+        raise InvalidConfig("Invalid function configuration: expected a JSON object")
+    if isinstance(changes.get("config"), dict):
+        nested = changes.pop("config")
+        changes = {**nested, **changes}
+    record = await run_in_threadpool(services.registry.update, name, changes)
+    get_logger("update").info(
+        "function updated", function=name, enabled=record.enabled, fields=sorted(changes)
+    )
+    return record.public_view()
+
+
+@router.delete("/functions/v1/functions/{name}", status_code=204)
+async def delete_function(request: Request, name: str) -> Response:
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    await run_in_threadpool(services.registry.delete, name)
+    get_logger("delete").info("function deleted", function=name)
+    return Response(status_code=204)

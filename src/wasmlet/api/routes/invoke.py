@@ -1,0 +1,85 @@
+"""Synchronous invocation: the spec's route and the Supabase-compatible one."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request, Response
+
+from wasmlet.api.auth import may_invoke
+from wasmlet.api.request_id import request_id_of
+from wasmlet.api.routes.deps import read_body, services_of
+from wasmlet.errors import FunctionNotFound, InvalidPayload, Unauthorized
+from wasmlet.registry.models import FunctionRecord
+from wasmlet.reliability.invoker import InvocationRequest
+
+router = APIRouter(tags=["invoke"])
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+_HIDDEN_HEADERS = frozenset({"authorization", "apikey", "cookie"})
+
+
+@router.post("/functions/v1/invoke/{name}")
+async def invoke(request: Request, name: str) -> Response:
+    """Invoke a function; the body is its stdin, its stdout is the response."""
+    return await _invoke(request, name, "/")
+
+
+@router.api_route("/functions/v1/{name}", methods=ALL_METHODS)
+async def invoke_supabase(request: Request, name: str) -> Response:
+    """Supabase-compatible invocation (supabase-js / supabase-py `functions.invoke`)."""
+    return await _invoke(request, name, "/")
+
+
+@router.api_route("/functions/v1/{name}/{subpath:path}", methods=ALL_METHODS)
+async def invoke_supabase_subpath(request: Request, name: str, subpath: str) -> Response:
+    return await _invoke(request, name, "/" + subpath)
+
+
+async def _invoke(request: Request, name: str, path: str) -> Response:
+    services = services_of(request)
+    record = services.registry.find(name)
+    if not may_invoke(request, services.keys) and not (
+        record is not None and record.enabled and record.config.public
+    ):
+        raise Unauthorized("Missing or invalid API key")
+    if record is None or not record.enabled:
+        raise FunctionNotFound(f"Function not found: {name}", function=name)
+    payload = await read_body(request, services.settings.max_payload_bytes)
+    _check_payload(record, payload, request.headers.get("content-type"))
+    result = await services.invoker.invoke(
+        InvocationRequest(
+            function=record,
+            module_path=services.registry.module_path(record),
+            payload=payload,
+            request_id=request_id_of(request.scope),
+            method=request.method,
+            path=path,
+            query=request.url.query,
+            headers={k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS},
+        )
+    )
+    return Response(
+        content=result.body,
+        status_code=result.status,
+        headers=dict(result.headers),
+    )
+
+
+def _check_payload(record: FunctionRecord, payload: bytes, content_type: str | None) -> None:
+    declared = record.config.content_type
+    if declared is None or not payload:
+        return
+    if declared == "application/json":
+        try:
+            json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidPayload(
+                f"Malformed invocation payload: not valid JSON ({exc})", function=record.name
+            ) from exc
+    elif declared == "text/plain":
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload(
+                "Malformed invocation payload: not UTF-8 text", function=record.name
+            ) from exc

@@ -1,0 +1,38 @@
+"""Exit codes of the `wasmlet` command: they say what happened."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from wasmlet.errors import (
+    CircuitOpen,
+    ClientError,
+    DbUnavailable,
+    FunctionError,
+    FunctionNotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FUNCTION_FAILED = 1  # the function ran and failed (5xx)
+    USAGE = 2  # bad command line (click's own code)
+    NOT_FOUND = 3
+    UNAUTHORIZED = 4
+    INVALID_REQUEST = 5  # 400 / 413: fix the request
+    UNAVAILABLE = 6  # 429 / 503: try again later
+    CONNECTION_FAILED = 7  # the server could not be reached
+
+
+def exit_code_for(error: FunctionError) -> ExitCode:
+    if isinstance(error, FunctionNotFound):
+        return ExitCode.NOT_FOUND
+    if isinstance(error, Unauthorized):
+        return ExitCode.UNAUTHORIZED
+    if isinstance(error, TooManyRequests | CircuitOpen | DbUnavailable):
+        return ExitCode.UNAVAILABLE
+    if isinstance(error, ClientError):
+        return ExitCode.INVALID_REQUEST
+    return ExitCode.FUNCTION_FAILED

@@ -1,0 +1,224 @@
+"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | keys`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wasmlet.cli.exit_codes import ExitCode, exit_code_for
+from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
+from wasmlet.errors import FunctionError
+
+DEFAULT_URL = "http://127.0.0.1:8787"
+
+
+def _default_key(data_dir: str) -> str | None:
+    path = Path(data_dir) / "keys.json"
+    if path.is_file():
+        service_key: str | None = json.loads(path.read_text("utf-8")).get("service_key")
+        return service_key
+    return None
+
+
+@click.group()
+@click.version_option(package_name="wasmlet")
+def main() -> None:
+    """Serverless WebAssembly functions with a failure model you can rely on."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [8787].")
+@click.option("--data-dir", default=None, help="Where SQLite, modules and keys live [.wasmlet].")
+@click.option("--database-url", default=None, help="postgresql://... for PostgreSQL.")
+@click.option("--workers", type=int, default=None, help="Worker processes [CPU count].")
+@click.option("--config", "config_file", default=None, help="TOML settings file.")
+def serve(**flags: Any) -> None:
+    """Start the server (embedded SQLite defaults)."""
+    import uvicorn
+
+    from wasmlet.api.app import create_app
+    from wasmlet.settings import load_settings
+
+    settings = load_settings(**flags)
+    app = create_app(settings)
+    click.echo(
+        f"wasmlet listening on http://{settings.host}:{settings.port} "
+        f"(data in {settings.data_dir.resolve()})",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _client_options(func: Any) -> Any:
+    func = click.option(
+        "--key", envvar="WASMLET_KEY", default=None,
+        help="API key [$WASMLET_KEY, else the service key in the data dir].",
+    )(func)  # fmt: skip
+    func = click.option(
+        "--data-dir", envvar="WASMLET_DATA_DIR", default=".wasmlet", show_default=True
+    )(func)
+    return click.option("--url", envvar="WASMLET_URL", default=DEFAULT_URL, show_default=True)(func)
+
+
+@contextmanager
+def _client(url: str, key: str | None, data_dir: str, retries: int = 1) -> Iterator[WasmletClient]:
+    try:
+        with WasmletClient(
+            url, key or _default_key(data_dir), retry=RetryPolicy(max_attempts=retries)
+        ) as client:
+            yield client
+    except FunctionError as exc:
+        click.echo(f"error: {exc.status} {exc.type}: {exc.message}", err=True)
+        if exc.request_id:
+            click.echo(f"request id: {exc.request_id}", err=True)
+        sys.exit(exit_code_for(exc))
+    except ConnectionFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.CONNECTION_FAILED)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@main.command()
+@click.argument("name")
+@click.argument("wasm_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--config", "config_json", default=None, help="Function config as JSON.")
+@click.option("--timeout-ms", type=int, default=None)
+@click.option("--memory-mb", type=int, default=None)
+@click.option("--public/--private", default=None, help="Invocable without a key.")
+@_client_options
+def deploy(
+    name: str,
+    wasm_file: str,
+    config_json: str | None,
+    timeout_ms: int | None,
+    memory_mb: int | None,
+    public: bool | None,
+    url: str,
+    key: str | None,
+    data_dir: str,
+) -> None:
+    """Deploy WASM_FILE as function NAME (a new version if it exists)."""
+    config: dict[str, Any] | None = json.loads(config_json) if config_json else None
+    for field, value in (("timeout_ms", timeout_ms), ("memory_mb", memory_mb), ("public", public)):
+        if value is not None:
+            config = {**(config or {}), field: value}
+    with _client(url, key, data_dir) as client:
+        record = client.deploy(name, Path(wasm_file).read_bytes(), config)
+    click.echo(f"deployed {record['name']} version {record['version']}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--data", "data", default=None, help="Payload text ('-' reads stdin).")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--retries", type=int, default=0, show_default=True, help="Extra attempts on 5xx.")
+@_client_options
+def invoke(
+    name: str,
+    data: str | None,
+    file: str | None,
+    retries: int,
+    url: str,
+    key: str | None,
+    data_dir: str,
+) -> None:
+    """Invoke NAME and print its response body."""
+    payload = b""
+    if file:
+        payload = Path(file).read_bytes()
+    elif data == "-":
+        payload = sys.stdin.buffer.read()
+    elif data is not None:
+        payload = data.encode()
+    with _client(url, key, data_dir, retries=retries + 1) as client:
+        response = client.invoke(name, payload)
+    sys.stdout.buffer.write(response.body)
+    if response.body and not response.body.endswith(b"\n") and sys.stdout.isatty():
+        sys.stdout.write("\n")
+
+
+@main.command(name="list")
+@_client_options
+def list_functions(url: str, key: str | None, data_dir: str) -> None:
+    """List functions."""
+    with _client(url, key, data_dir) as client:
+        records = client.list()
+    if not records:
+        click.echo("no functions")
+        return
+    click.echo(f"{'NAME':<24} {'VERSION':>7}  {'ENABLED':<7}  SHA256")
+    for r in records:
+        enabled = "yes" if r["enabled"] else "no"
+        click.echo(f"{r['name']:<24} {r['version']:>7}  {enabled:<7}  {r['module_sha256'][:12]}")
+
+
+@main.command()
+@click.argument("name")
+@_client_options
+def get(name: str, url: str, key: str | None, data_dir: str) -> None:
+    """Show one function."""
+    with _client(url, key, data_dir) as client:
+        _print_json(client.get(name))
+
+
+@main.command()
+@click.argument("name")
+@_client_options
+def enable(name: str, url: str, key: str | None, data_dir: str) -> None:
+    """Enable NAME."""
+    with _client(url, key, data_dir) as client:
+        client.update(name, enabled=True)
+    click.echo(f"enabled {name}")
+
+
+@main.command()
+@click.argument("name")
+@_client_options
+def disable(name: str, url: str, key: str | None, data_dir: str) -> None:
+    """Disable NAME: invocations get 404 until it is enabled again."""
+    with _client(url, key, data_dir) as client:
+        client.update(name, enabled=False)
+    click.echo(f"disabled {name}")
+
+
+@main.command()
+@click.argument("name")
+@_client_options
+def delete(name: str, url: str, key: str | None, data_dir: str) -> None:
+    """Delete NAME and all its versions."""
+    with _client(url, key, data_dir) as client:
+        client.delete(name)
+    click.echo(f"deleted {name}")
+
+
+@main.command()
+@click.option("--data-dir", envvar="WASMLET_DATA_DIR", default=".wasmlet", show_default=True)
+def keys(data_dir: str) -> None:
+    """Show the API keys (creating them if this data dir has none yet)."""
+    from wasmlet.api.keys import load_or_create_keys
+
+    loaded = load_or_create_keys(
+        Path(data_dir) / "keys.json",
+        os.environ.get("WASMLET_SERVICE_KEY"),
+        os.environ.get("WASMLET_ANON_KEY"),
+    )
+    click.echo(f"service_key: {loaded.service}")
+    click.echo(f"anon_key:    {loaded.anon}")

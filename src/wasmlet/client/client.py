@@ -1,0 +1,266 @@
+"""WasmletClient (sync) and AsyncWasmletClient: the same calls, one request builder."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from wasmlet.client.retry import RetryPolicy
+from wasmlet.client.transport import ConnectionFailed, raise_for_error, retry_after_of
+
+DEFAULT_URL = "http://127.0.0.1:8787"
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    request_id: str | None
+    attempts: int
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    path: str
+    content: bytes | None = None
+    headers: dict[str, str] | None = None
+
+
+def _deploy_call(name: str, wasm: bytes, config: dict[str, Any] | None, triggers: Any) -> _Call:
+    body: dict[str, Any] = {"name": name, "wasm": base64.b64encode(wasm).decode()}
+    if config is not None:
+        body["config"] = config
+    if triggers is not None:
+        body["triggers"] = triggers
+    return _Call("POST", "/functions/v1/deploy", json.dumps(body).encode(), _JSON)
+
+
+def _invoke_call(name: str, payload: bytes | str | Any, headers: dict[str, str] | None) -> _Call:
+    sent = dict(headers or {})
+    if isinstance(payload, bytes):
+        content = payload
+    elif isinstance(payload, str):
+        content = payload.encode()
+        sent.setdefault("content-type", "text/plain")
+    elif payload is None:
+        content = b""
+    else:
+        content = json.dumps(payload).encode()
+        sent.setdefault("content-type", "application/json")
+    return _Call("POST", f"/functions/v1/invoke/{name}", content, sent)
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def _auth(key: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
+def _to_invoke_response(response: httpx.Response, attempts: int) -> InvokeResponse:
+    return InvokeResponse(
+        status=response.status_code,
+        headers=dict(response.headers),
+        body=response.content,
+        request_id=response.headers.get("x-request-id"),
+        attempts=attempts,
+    )
+
+
+class WasmletClient:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        key: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url, headers=_auth(key), timeout=timeout_s, transport=transport
+        )
+        self.retry = retry or RetryPolicy()
+        self._sleep = time.sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WasmletClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, call: _Call) -> httpx.Response:
+        try:
+            return self._http.request(
+                call.method, call.path, content=call.content, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot reach the server: {exc}") from exc
+
+    def _json(self, call: _Call) -> Any:
+        response = self._send(call)
+        raise_for_error(response)
+        return response.json() if response.content else None
+
+    def invoke(
+        self,
+        name: str,
+        payload: bytes | str | Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> InvokeResponse:
+        """Invoke with the retry strategy; raises the typed error of the last attempt."""
+        call = _invoke_call(name, payload, headers)
+        attempt = 0
+        while True:
+            try:
+                response = self._send(call)
+            except ConnectionFailed:
+                decision = self.retry.decide(attempt, None)
+                if not decision.retry:
+                    raise
+            else:
+                if response.status_code < 400:
+                    return _to_invoke_response(response, attempt + 1)
+                decision = self.retry.decide(
+                    attempt, response.status_code, retry_after_of(response)
+                )
+                if not decision.retry:
+                    raise_for_error(response)
+            self._sleep(decision.delay_s)
+            attempt += 1
+
+    def deploy(
+        self,
+        name: str,
+        wasm: bytes,
+        config: dict[str, Any] | None = None,
+        triggers: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(_deploy_call(name, wasm, config, triggers))
+        return result
+
+    def list(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(_Call("GET", "/functions/v1/functions"))[
+            "functions"
+        ]
+        return result
+
+    def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(_Call("GET", f"/functions/v1/functions/{name}"))
+        return result
+
+    def update(self, name: str, **changes: Any) -> dict[str, Any]:
+        call = _Call(
+            "PATCH", f"/functions/v1/functions/{name}", json.dumps(changes).encode(), _JSON
+        )
+        result: dict[str, Any] = self._json(call)
+        return result
+
+    def delete(self, name: str) -> None:
+        self._json(_Call("DELETE", f"/functions/v1/functions/{name}"))
+
+    def health(self) -> dict[str, Any]:
+        response = self._send(_Call("GET", "/health"))
+        result: dict[str, Any] = response.json()
+        return result
+
+
+class AsyncWasmletClient:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        key: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=_auth(key), timeout=timeout_s, transport=transport
+        )
+        self.retry = retry or RetryPolicy()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncWasmletClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        try:
+            return await self._http.request(
+                call.method, call.path, content=call.content, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot reach the server: {exc}") from exc
+
+    async def _json(self, call: _Call) -> Any:
+        response = await self._send(call)
+        raise_for_error(response)
+        return response.json() if response.content else None
+
+    async def invoke(
+        self,
+        name: str,
+        payload: bytes | str | Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> InvokeResponse:
+        call = _invoke_call(name, payload, headers)
+        attempt = 0
+        while True:
+            try:
+                response = await self._send(call)
+            except ConnectionFailed:
+                decision = self.retry.decide(attempt, None)
+                if not decision.retry:
+                    raise
+            else:
+                if response.status_code < 400:
+                    return _to_invoke_response(response, attempt + 1)
+                decision = self.retry.decide(
+                    attempt, response.status_code, retry_after_of(response)
+                )
+                if not decision.retry:
+                    raise_for_error(response)
+            await asyncio.sleep(decision.delay_s)
+            attempt += 1
+
+    async def deploy(
+        self,
+        name: str,
+        wasm: bytes,
+        config: dict[str, Any] | None = None,
+        triggers: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json(_deploy_call(name, wasm, config, triggers))
+        return result
+
+    async def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json(_Call("GET", f"/functions/v1/functions/{name}"))
+        return result
+
+    async def delete(self, name: str) -> None:
+        await self._json(_Call("DELETE", f"/functions/v1/functions/{name}"))

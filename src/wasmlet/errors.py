@@ -1,0 +1,207 @@
+"""The one exception tree of wasmlet.
+
+Every failure a caller can see is a subclass of `FunctionError`. Each class carries
+its HTTP status, its `type` string (the error body's `type`, the metric label and the
+log field) and whether retrying can help, so those four never disagree::
+
+    FunctionError                      500 function_error (root; never raised itself)
+    ├── ClientError                    4xx: the request is wrong, retrying cannot help
+    │   ├── InvalidWasm                400 invalid_wasm
+    │   ├── InvalidName                400 invalid_name
+    │   ├── InvalidTrigger             400 invalid_trigger
+    │   ├── InvalidConfig              400 invalid_config
+    │   ├── InvalidPayload             400 invalid_payload
+    │   ├── Unauthorized               401 unauthorized
+    │   ├── FunctionNotFound           404 function_not_found
+    │   ├── NotFound                   404 not_found (a route or record, not a function)
+    │   ├── PayloadTooLarge            413 payload_too_large
+    │   └── TooManyRequests            429 too_many_requests   (Retry-After)
+    └── ServerError                    5xx: the function or the platform failed
+        ├── UserCodeError              500 function_error      (trap, non-zero exit)
+        ├── HostFunctionError          500 host_function_error
+        ├── RuntimeCrash               500 runtime_crash       (retriable)
+        ├── InternalError              500 internal_error      (a platform bug)
+        ├── CircuitOpen                503 circuit_open        (Retry-After)
+        ├── DbUnavailable              503 db_unavailable      (retriable, Retry-After)
+        ├── FunctionTimeout            504 timeout             (retriable)
+        └── MemoryLimitExceeded        507 memory_limit_exceeded
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FunctionError(Exception):
+    """Function error"""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "function_error"
+    retriable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        function: str | None = None,
+        retry_after: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message or (type(self).__doc__ or "").strip().splitlines()[0]
+        self.function = function
+        self.retry_after = retry_after
+        self.request_id = request_id
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ClientError(FunctionError):
+    """Invalid request"""
+
+    status = 400
+    type = "invalid_request"
+
+
+class InvalidWasm(ClientError):
+    """Invalid WebAssembly module"""
+
+    type = "invalid_wasm"
+
+
+class InvalidName(ClientError):
+    """Invalid function name"""
+
+    type = "invalid_name"
+
+
+class InvalidTrigger(ClientError):
+    """Invalid trigger configuration"""
+
+    type = "invalid_trigger"
+
+
+class InvalidConfig(ClientError):
+    """Invalid function configuration"""
+
+    type = "invalid_config"
+
+
+class InvalidPayload(ClientError):
+    """Malformed invocation payload"""
+
+    type = "invalid_payload"
+
+
+class Unauthorized(ClientError):
+    """Missing or invalid API key"""
+
+    status = 401
+    type = "unauthorized"
+
+
+class FunctionNotFound(ClientError):
+    """Function not found"""
+
+    status = 404
+    type = "function_not_found"
+
+
+class NotFound(ClientError):
+    """Not found"""
+
+    status = 404
+    type = "not_found"
+
+
+class PayloadTooLarge(ClientError):
+    """Payload too large"""
+
+    status = 413
+    type = "payload_too_large"
+
+
+class TooManyRequests(ClientError):
+    """Too many concurrent invocations"""
+
+    status = 429
+    type = "too_many_requests"
+    retriable = True
+
+
+class ServerError(FunctionError):
+    """Function error"""
+
+
+class UserCodeError(ServerError):
+    """Function error"""
+
+    type = "function_error"
+
+
+class HostFunctionError(ServerError):
+    """Host function error"""
+
+    type = "host_function_error"
+
+
+class RuntimeCrash(ServerError):
+    """WebAssembly runtime crashed"""
+
+    type = "runtime_crash"
+    retriable = True
+
+
+class InternalError(ServerError):
+    """Internal server error"""
+
+    type = "internal_error"
+
+
+class CircuitOpen(ServerError):
+    """Circuit open: the function is failing, calls are refused for now"""
+
+    status = 503
+    type = "circuit_open"
+
+
+class DbUnavailable(ServerError):
+    """Database unavailable"""
+
+    status = 503
+    type = "db_unavailable"
+    retriable = True
+
+
+class FunctionTimeout(ServerError):
+    """Function timeout"""
+
+    status = 504
+    type = "timeout"
+    retriable = True
+
+
+class MemoryLimitExceeded(ServerError):
+    """Function exceeded memory limit"""
+
+    status = 507
+    type = "memory_limit_exceeded"
+
+
+def error_class_for_type(error_type: str) -> type[FunctionError]:
+    """The class whose `type` is `error_type` (the root for an unknown one)."""
+    for cls in _all_subclasses(FunctionError):
+        if cls.type == error_type and cls not in (ServerError, ClientError):
+            return cls
+    return FunctionError
+
+
+def _all_subclasses(cls: type[FunctionError]) -> list[type[FunctionError]]:
+    found: list[type[FunctionError]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_all_subclasses(sub))
+    return found

@@ -1,0 +1,58 @@
+"""Prometheus metrics, kept in a registry the app owns (no module-level collectors).
+
+All counting happens in the server process: worker processes only run WebAssembly and
+report outcomes back, so the figures are exact whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+)  # fmt: skip
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.invocations = Counter(
+            "functions_invocations",
+            "Invocations by final HTTP status",
+            ["name", "status"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "functions_errors", "Failed invocations by error type", ["name", "error_type"],
+            registry=r,
+        )  # fmt: skip
+        self.timeouts = Counter(
+            "functions_timeout", "Invocations ended by the timeout", ["name"], registry=r
+        )
+        self.memory_exceeded = Counter(
+            "functions_memory_exceeded",
+            "Invocations that hit the memory limit",
+            ["name"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "functions_duration_seconds",
+            "Invocation duration, admission to result",
+            ["name"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "functions_in_flight", "Invocations admitted and running", registry=r
+        )
+        self.workers_alive = Gauge("functions_workers_alive", "Live worker processes", registry=r)
+        self.worker_restarts = Counter(
+            "functions_worker_restarts", "Worker processes replaced", ["reason"], registry=r
+        )
+        self.deploys = Counter(
+            "functions_deploys", "Deploy attempts by outcome", ["outcome"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

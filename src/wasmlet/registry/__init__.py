@@ -1,0 +1,1 @@
+"""Functions, their versions and their configuration, kept in the platform database."""

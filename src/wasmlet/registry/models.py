@@ -1,0 +1,82 @@
+"""Function configuration and records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wasmlet.errors import InvalidConfig
+
+ContentType = Literal["application/json", "text/plain", "application/octet-stream"]
+
+
+class FunctionConfig(BaseModel):
+    """What a user may set per function; None means the operator's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_ms: int | None = Field(None, ge=1)
+    memory_mb: int | None = Field(None, ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+    public: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    content_type: ContentType | None = None
+    response_content_type: str = "text/plain; charset=utf-8"
+
+    @classmethod
+    def parse(cls, raw: object) -> FunctionConfig:
+        try:
+            return cls.model_validate(raw if raw is not None else {})
+        except ValidationError as exc:
+            raise InvalidConfig(f"Invalid function configuration: {_summary(exc)}") from exc
+
+    def merged(self, changes: dict[str, Any]) -> FunctionConfig:
+        return FunctionConfig.parse({**self.model_dump(), **changes})
+
+
+def _summary(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRecord:
+    name: str
+    version: int
+    enabled: bool
+    config: FunctionConfig
+    triggers: list[dict[str, Any]]
+    module_key: str
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> FunctionRecord:
+        return cls(
+            name=row["name"],
+            version=int(row["version"]),
+            enabled=bool(row["enabled"]),
+            config=FunctionConfig.model_validate_json(row["config"]),
+            triggers=json.loads(row["triggers"]),
+            module_key=row["module_key"],
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+    def public_view(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "enabled": self.enabled,
+            "config": self.config.model_dump(),
+            "triggers": self.triggers,
+            "module_sha256": self.module_key,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }

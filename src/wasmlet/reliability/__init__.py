@@ -1,0 +1,1 @@
+"""Concurrency limits and the invoker (later: retries, dead letters, breakers)."""

@@ -1,0 +1,216 @@
+"""The invoker: admission, a worker run, and the one place outcomes become errors.
+
+Every trigger calls `Invoker.invoke`. It applies the concurrency limits, resolves
+the function's limits, runs the job on the worker pool and returns an
+`InvocationResult`, or raises the `FunctionError` that describes the failure. It
+counts and logs every invocation, whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmlet.errors import (
+    FunctionError,
+    FunctionTimeout,
+    MemoryLimitExceeded,
+    RuntimeCrash,
+    TooManyRequests,
+    UserCodeError,
+)
+from wasmlet.observability.logs import get_logger
+from wasmlet.observability.metrics import Metrics
+from wasmlet.registry.models import FunctionRecord
+from wasmlet.reliability.concurrency import ConcurrencyLimiter
+from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
+from wasmlet.runtime.pool import WorkerPool
+
+MB = 1024 * 1024
+STDERR_IN_LOG = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeDefaults:
+    timeout_ms: int
+    memory_mb: int
+    max_response_bytes: int
+    max_log_bytes: int
+    retry_after_s: int
+
+
+@dataclass(slots=True)
+class InvocationRequest:
+    function: FunctionRecord
+    module_path: str
+    payload: bytes
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    trigger: str = "http"
+    method: str = "POST"
+    path: str = "/"
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    duration_ms: float
+    outcome: Outcome
+
+
+class Invoker:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        limiter: ConcurrencyLimiter,
+        metrics: Metrics,
+        defaults: RuntimeDefaults,
+    ) -> None:
+        self._pool = pool
+        self._limiter = limiter
+        self._metrics = metrics
+        self._defaults = defaults
+        self._log = get_logger("invoke")
+
+    def timeout_ms(self, function: FunctionRecord) -> int:
+        return function.config.timeout_ms or self._defaults.timeout_ms
+
+    def memory_mb(self, function: FunctionRecord) -> int:
+        return function.config.memory_mb or self._defaults.memory_mb
+
+    async def invoke(self, request: InvocationRequest) -> InvocationResult:
+        function = request.function
+        started = time.perf_counter()
+        permit = self._limiter.try_acquire(function.name, function.config.max_concurrency)
+        if permit is None:
+            refused = TooManyRequests(
+                "Too many concurrent invocations", function=function.name,
+                retry_after=self._defaults.retry_after_s,
+            )  # fmt: skip
+            self._record(request, started, error=refused, outcome=None)
+            raise refused
+        self._metrics.in_flight.inc()
+        try:
+            timeout_ms = self.timeout_ms(function)
+            outcome = await self._pool.run(
+                self._job(request, timeout_ms),
+                wait_until=time.monotonic() + timeout_ms / 1000,
+            )
+        finally:
+            permit.release()
+            self._metrics.in_flight.dec()
+        failure = self._error_for(function, outcome)
+        self._record(request, started, error=failure, outcome=outcome)
+        if failure is not None:
+            raise failure
+        headers = outcome.headers
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers = [("content-type", function.config.response_content_type), *headers]
+        return InvocationResult(
+            status=outcome.status or 200,
+            headers=headers,
+            body=outcome.stdout,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            outcome=outcome,
+        )
+
+    def _job(self, request: InvocationRequest, timeout_ms: int) -> Job:
+        function = request.function
+        env = dict(function.config.env)
+        env.update(
+            WASMLET_FUNCTION=function.name,
+            WASMLET_VERSION=str(function.version),
+            WASMLET_REQUEST_ID=request.request_id,
+            WASMLET_TRIGGER=request.trigger,
+            WASMLET_HTTP_METHOD=request.method,
+            WASMLET_HTTP_PATH=request.path,
+            WASMLET_HTTP_QUERY=request.query,
+            WASMLET_HTTP_HEADERS=json.dumps(request.headers),
+        )
+        return Job(
+            invocation_id=request.request_id,
+            module_key=function.module_key,
+            module_path=request.module_path,
+            stdin=request.payload,
+            env=env,
+            argv=(function.name,),
+            timeout_ms=timeout_ms,
+            memory_limit_bytes=self.memory_mb(function) * MB,
+            stdout_limit=self._defaults.max_response_bytes,
+            stderr_limit=self._defaults.max_log_bytes,
+        )
+
+    def _error_for(self, function: FunctionRecord, outcome: Outcome) -> FunctionError | None:
+        name = function.name
+        kind = outcome.kind
+        if kind is OutcomeKind.OK:
+            return None
+        if kind is OutcomeKind.TIMEOUT:
+            return FunctionTimeout(
+                f"Function timeout after {_seconds(self.timeout_ms(function))}", function=name
+            )
+        if kind is OutcomeKind.MEMORY_LIMIT:
+            return MemoryLimitExceeded(
+                f"Function exceeded memory limit ({self.memory_mb(function)}MB)", function=name
+            )
+        if kind is OutcomeKind.RUNTIME_CRASH:
+            return RuntimeCrash(f"WebAssembly runtime crashed: {outcome.message}", function=name)
+        if kind is OutcomeKind.OUTPUT_LIMIT:
+            return UserCodeError(
+                f"Function error: response body over {self._defaults.max_response_bytes} bytes",
+                function=name,
+            )
+        return UserCodeError(f"Function error: {outcome.message}", function=name)
+
+    def _record(
+        self,
+        request: InvocationRequest,
+        started: float,
+        *,
+        error: FunctionError | None,
+        outcome: Outcome | None,
+    ) -> None:
+        name = request.function.name
+        duration_s = time.perf_counter() - started
+        status = error.status if error else (outcome.status if outcome and outcome.status else 200)
+        metrics = self._metrics
+        metrics.invocations.labels(name, str(status)).inc()
+        metrics.duration.labels(name).observe(duration_s)
+        fields: dict[str, Any] = {
+            "function": name,
+            "version": request.function.version,
+            "trigger": request.trigger,
+            "status": status,
+            "duration_ms": round(duration_s * 1000, 3),
+            "user_id": request.user_id,
+            "request_id": request.request_id,
+        }
+        if error is None:
+            self._log.info("invocation succeeded", error=None, **fields)
+            return
+        metrics.errors.labels(name, error.type).inc()
+        if isinstance(error, FunctionTimeout):
+            metrics.timeouts.labels(name).inc()
+        elif isinstance(error, MemoryLimitExceeded):
+            metrics.memory_exceeded.labels(name).inc()
+        if outcome is not None and outcome.stderr:
+            fields["stderr"] = outcome.stderr[-STDERR_IN_LOG:].decode("utf-8", "replace")
+        self._log.error(
+            "invocation failed",
+            error=f"{error.status} {error.message}",
+            error_type=error.type,
+            **fields,
+        )
+
+
+def _seconds(ms: int) -> str:
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    return f"{ms / 1000:g}s"

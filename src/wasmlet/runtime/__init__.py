@@ -1,0 +1,1 @@
+"""The WebAssembly runtime: engine, compiled-module cache, limits, worker processes."""

@@ -1,0 +1,163 @@
+"""Runs one invocation in this process: a fresh store and instance every time.
+
+The executor is what every worker process runs. It owns the engine, the linker with
+WASI and the host functions, a small cache of pre-linked modules and the deadline
+thread. `run` never raises for anything the guest does; it classifies the result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from wasmlet.runtime.capture import BoundedOutput
+from wasmlet.runtime.deadline import DeadlineTimer
+from wasmlet.runtime.engine import make_engine
+from wasmlet.runtime.host import HostState, define_host_functions
+from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
+from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
+
+WASM_PAGE = 65536
+MODULE_CACHE_SIZE = 64
+
+
+@dataclass(slots=True)
+class _Loaded:
+    pre: wasmtime.InstancePre
+    min_memory_bytes: int
+
+
+class Executor:
+    def __init__(self) -> None:
+        self._engine = make_engine()
+        self._linker = wasmtime.Linker(self._engine)
+        self._linker.define_wasi()
+        self._state = HostState(log_budget=0)
+        define_host_functions(self._linker, lambda: self._state)
+        self._modules: OrderedDict[str, _Loaded] = OrderedDict()
+        self._deadline = DeadlineTimer(self._engine)
+
+    def close(self) -> None:
+        self._deadline.close()
+        self._modules.clear()
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load(self, key: str, path: str) -> _Loaded:
+        loaded = self._modules.get(key)
+        if loaded is not None:
+            self._modules.move_to_end(key)
+            return loaded
+        module = wasmtime.Module.deserialize_file(self._engine, path)
+        min_pages = max(
+            (e.type.limits.min for e in module.exports if isinstance(e.type, wasmtime.MemoryType)),
+            default=0,
+        )
+        loaded = _Loaded(self._linker.instantiate_pre(module), min_pages * WASM_PAGE)
+        self._modules[key] = loaded
+        if len(self._modules) > MODULE_CACHE_SIZE:
+            self._modules.popitem(last=False)
+        return loaded
+
+    def run(self, job: Job) -> Outcome:
+        started = time.perf_counter()
+        loaded = self._load(job.module_key, job.module_path)
+        if loaded.min_memory_bytes > job.memory_limit_bytes:
+            return Outcome(
+                OutcomeKind.MEMORY_LIMIT,
+                message=f"initial memory of {loaded.min_memory_bytes} bytes is over the limit",
+            )
+        stdout = BoundedOutput(job.stdout_limit, on_overflow=self._deadline.interrupt_now)
+        stderr = BoundedOutput(job.stderr_limit)
+        store = wasmtime.Store(self._engine)
+        store.set_wasi(_wasi_config(job, stdout, stderr))
+        store.set_limits(memory_size=job.memory_limit_bytes)
+        store.set_epoch_deadline(1)
+        self._state = state = HostState(log_budget=job.stderr_limit)
+        kind, message = OutcomeKind.OK, ""
+        exit_code: int | None = 0
+        instance: wasmtime.Instance | None = None
+        self._deadline.arm(time.monotonic() + job.timeout_ms / 1000)
+        try:
+            instance = loaded.pre.instantiate(store)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+            if exit_code != 0:
+                kind, message = OutcomeKind.EXIT_ERROR, f"exited with code {exit_code}"
+        except wasmtime.Trap as exc:
+            kind, exit_code = OutcomeKind.TRAP, None
+            code = exc.trap_code
+            message = f"trap: {code.name.lower() if code else _first_line(exc.message)}"
+            if code is wasmtime.TrapCode.INTERRUPT:
+                kind = OutcomeKind.TIMEOUT
+        except wasmtime.WasmtimeError as exc:
+            kind, exit_code, message = OutcomeKind.TRAP, None, _first_line(str(exc))
+        finally:
+            fired = self._deadline.disarm()
+        if kind is not OutcomeKind.OK:
+            if stdout.overflowed:
+                kind, message = OutcomeKind.OUTPUT_LIMIT, f"stdout over {job.stdout_limit} bytes"
+            elif kind is OutcomeKind.TIMEOUT and not fired:
+                kind = OutcomeKind.TRAP
+            elif kind is not OutcomeKind.TIMEOUT and _growth_refused(instance, store):
+                kind = OutcomeKind.MEMORY_LIMIT
+        elif stdout.overflowed:
+            kind, message = OutcomeKind.OUTPUT_LIMIT, f"stdout over {job.stdout_limit} bytes"
+        return Outcome(
+            kind=kind,
+            exit_code=exit_code,
+            stdout=stdout.getvalue(),
+            stderr=stderr.getvalue(),
+            stderr_truncated=stderr.overflowed or state.logs_truncated,
+            status=state.status,
+            headers=state.headers,
+            logs=state.logs,
+            message=message,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+def _wasi_config(job: Job, stdout: BoundedOutput, stderr: BoundedOutput) -> wasmtime.WasiConfig:
+    config = wasmtime.WasiConfig()
+    config.argv = list(job.argv)
+    config.env = list(job.env.items())
+    if job.stdin:
+        _set_stdin_bytes(config, job.stdin)
+    config.stdout_custom = stdout.write
+    config.stderr_custom = stderr.write
+    return config
+
+
+def _set_stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
+    """In-memory stdin through the C API, which wasmtime-py does not wrap.
+
+    `wasi_config_set_stdin_bytes` takes ownership of the byte vector.
+    """
+    vec = ffi.wasm_byte_vec_t()
+    buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)
+    ffi.wasi_config_set_stdin_bytes(config.ptr(), ctypes.byref(vec))
+
+
+def _growth_refused(instance: wasmtime.Instance | None, store: wasmtime.Store) -> bool:
+    if instance is None:
+        return False
+    flag = instance.exports(store).get(REFUSED_GROWTH_GLOBAL)
+    return isinstance(flag, wasmtime.Global) and flag.value(store) == 1
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "error"

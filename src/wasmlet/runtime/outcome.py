@@ -1,0 +1,60 @@
+"""What goes into a worker (a `Job`) and what comes back (an `Outcome`).
+
+Both cross a process boundary, so they are plain picklable data. The executor
+classifies what happened into an `OutcomeKind`; turning a kind into a caller-facing
+error is the invoker's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class OutcomeKind(StrEnum):
+    OK = "ok"
+    EXIT_ERROR = "exit_error"
+    TRAP = "trap"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    RUNTIME_CRASH = "runtime_crash"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    invocation_id: str
+    module_key: str
+    module_path: str
+    stdin: bytes
+    env: dict[str, str]
+    argv: tuple[str, ...]
+    timeout_ms: int
+    memory_limit_bytes: int
+    stdout_limit: int
+    stderr_limit: int
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: OutcomeKind
+    exit_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stderr_truncated: bool = False
+    status: int | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    logs: list[tuple[LogLevel, str]] = field(default_factory=list)
+    message: str = ""
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is OutcomeKind.OK

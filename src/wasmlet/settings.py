@@ -1,0 +1,89 @@
+"""Server settings: flags, then WASMLET_* environment variables, then an optional file.
+
+The file is TOML, named by WASMLET_CONFIG_FILE (or `wasmlet serve --config`). Nothing
+is read at import time: `load_settings` is called by the CLI or by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WASMLET_", extra="forbid")
+
+    data_dir: Path = Path(".wasmlet")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    service_key: str | None = None
+    anon_key: str | None = None
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+
+    default_timeout_ms: int = Field(10_000, ge=1)
+    max_timeout_ms: int = Field(300_000, ge=1)
+    default_memory_mb: int = Field(128, ge=1)
+    max_memory_mb: int = Field(1024, ge=1, le=4096)
+    global_concurrency: int = Field(100, ge=1)
+    max_payload_bytes: int = Field(6 * MB, ge=1)
+    max_response_bytes: int = Field(6 * MB, ge=1)
+    max_log_bytes: int = Field(64 * 1024, ge=1)
+    timeout_grace_ms: int = Field(2_000, ge=0)
+    retry_after_s: int = Field(1, ge=1)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _defaults_within_maximums(self) -> Settings:
+        if self.default_timeout_ms > self.max_timeout_ms:
+            raise ValueError("default_timeout_ms is over max_timeout_ms")
+        if self.default_memory_mb > self.max_memory_mb:
+            raise ValueError("default_memory_mb is over max_memory_mb")
+        return self
+
+    @property
+    def platform_db_path(self) -> Path:
+        return self.data_dir / "platform.db"
+
+    @property
+    def module_cache_dir(self) -> Path:
+        return self.data_dir / "modules"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.data_dir / "keys.json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("WASMLET_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from flags (None means not given), the environment and the file."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    config_file = given.pop("config_file", None)
+    if config_file is not None:
+        os.environ["WASMLET_CONFIG_FILE"] = str(config_file)
+    return Settings(**given)

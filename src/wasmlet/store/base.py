@@ -1,0 +1,65 @@
+"""The store interface both backends implement.
+
+Queries are named (see `queries.py`); a backend runs them with keyword parameters
+and returns rows as plain dicts. Each call is its own transaction unless it runs
+inside `transaction()`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from typing import Any
+
+from wasmlet.store.queries import Migration, load_migrations, load_queries
+
+Row = dict[str, Any]
+
+
+class Store(ABC):
+    dialect: str
+
+    def __init__(self) -> None:
+        self._queries = load_queries()
+
+    def sql(self, name: str) -> str:
+        return self._queries[name]
+
+    @abstractmethod
+    def execute(self, query: str, /, **params: Any) -> int:
+        """Run a named statement; the number of rows it touched."""
+
+    @abstractmethod
+    def fetch_one(self, query: str, /, **params: Any) -> Row | None: ...
+
+    @abstractmethod
+    def fetch_all(self, query: str, /, **params: Any) -> list[Row]: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group the calls made inside into one transaction (re-entrant)."""
+
+    @abstractmethod
+    def applied_migrations(self) -> set[int]: ...
+
+    @abstractmethod
+    def _apply(self, migration: Migration) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations not yet applied, in order; the versions applied."""
+        done = self.applied_migrations()
+        applied = []
+        for migration in load_migrations(self.dialect):
+            if migration.version not in done:
+                self._apply(migration)
+                applied.append(migration.version)
+        return applied
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""PostgreSQL backend: the platform's tables live in their own schema.
+
+The application's tables stay in the schemas the user owns; the platform schema
+(default `wasmlet`) holds functions, versions and, later, the queues.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from wasmlet.store.base import Row, Store
+from wasmlet.store.queries import Migration
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+def to_psycopg(query: str) -> str:
+    return _PARAM.sub(r"%(\1)s", query.replace("%", "%%"))
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, schema: str = "wasmlet") -> None:
+        super().__init__()
+        self.schema = schema
+        self._conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        self._translated = {name: to_psycopg(text) for name, text in self._queries.items()}
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    def sql(self, name: str) -> str:
+        return self._translated[name]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock, self._conn.transaction():
+            yield
+
+    def execute(self, query: str, /, **params: Any) -> int:
+        with self._lock:
+            return self._conn.execute(self.sql(query), params).rowcount
+
+    def fetch_one(self, query: str, /, **params: Any) -> Row | None:
+        with self._lock:
+            return self._conn.execute(self.sql(query), params).fetchone()
+
+    def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
+        with self._lock:
+            return self._conn.execute(self.sql(query), params).fetchall()
+
+    def applied_migrations(self) -> set[int]:
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            rows = self._conn.execute("SELECT version FROM schema_migrations").fetchall()
+        return {row["version"] for row in rows}
+
+    def _apply(self, migration: Migration) -> None:
+        with self._lock, self._conn.transaction():
+            self._conn.execute(migration.sql.encode())
+            self._conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, time.time()),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
