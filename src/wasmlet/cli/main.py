@@ -222,3 +222,7 @@ def keys(data_dir: str) -> None:
     )
     click.echo(f"service_key: {loaded.service}")
     click.echo(f"anon_key:    {loaded.anon}")
+
+
+if __name__ == "__main__":
+    main()

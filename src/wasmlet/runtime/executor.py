@@ -100,21 +100,18 @@ class Executor:
             kind, exit_code = OutcomeKind.TRAP, None
             code = exc.trap_code
             message = f"trap: {code.name.lower() if code else _first_line(exc.message)}"
-            if code is wasmtime.TrapCode.INTERRUPT:
-                kind = OutcomeKind.TIMEOUT
         except wasmtime.WasmtimeError as exc:
             kind, exit_code, message = OutcomeKind.TRAP, None, _first_line(str(exc))
         finally:
             fired = self._deadline.disarm()
-        if kind is not OutcomeKind.OK:
-            if stdout.overflowed:
-                kind, message = OutcomeKind.OUTPUT_LIMIT, f"stdout over {job.stdout_limit} bytes"
-            elif kind is OutcomeKind.TIMEOUT and not fired:
-                kind = OutcomeKind.TRAP
-            elif kind is not OutcomeKind.TIMEOUT and _growth_refused(instance, store):
-                kind = OutcomeKind.MEMORY_LIMIT
-        elif stdout.overflowed:
+        if stdout.overflowed:
             kind, message = OutcomeKind.OUTPUT_LIMIT, f"stdout over {job.stdout_limit} bytes"
+        elif fired:
+            # Past the deadline the result is a timeout, even when the guest was
+            # blocked in a host call and returned before an epoch check.
+            kind, message = OutcomeKind.TIMEOUT, "deadline passed"
+        elif kind is not OutcomeKind.OK and _growth_refused(instance, store):
+            kind = OutcomeKind.MEMORY_LIMIT
         return Outcome(
             kind=kind,
             exit_code=exit_code,

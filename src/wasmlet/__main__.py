@@ -1,0 +1,3 @@
+from wasmlet.cli.main import main
+
+main()

@@ -1,0 +1,82 @@
+/*
+ * wasmlet.h - guest ABI v1 host imports for C functions.
+ *
+ * A wasmlet function is a WASI preview 1 command module: stdin is the request
+ * payload, stdout the response body, stderr the function's log. The host
+ * functions declared here are optional extras from import module "wasmlet";
+ * a module that does not call them does not import them.
+ *
+ * Build (the header needs nothing but this directory on the include path):
+ *
+ *     python -m ziglang cc -target wasm32-wasi -O2 -s -I src/wasmlet/guest \
+ *         hello.c -o hello.wasm
+ *
+ * Every pointer/length pair refers to the guest's exported linear memory.
+ * Every function returns 0 on success and -1 when an argument is refused.
+ * See docs/guest-abi.md for the full contract.
+ */
+#ifndef WASMLET_H
+#define WASMLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WASMLET_ABI_VERSION 1
+
+/* Levels for wasmlet_log. */
+#define WASMLET_LOG_DEBUG 0
+#define WASMLET_LOG_INFO 1
+#define WASMLET_LOG_WARN 2
+#define WASMLET_LOG_ERROR 3
+
+#define WASMLET_IMPORT(name) \
+    __attribute__((import_module("wasmlet"), import_name(name)))
+
+/*
+ * Records one structured log line (UTF-8; at most 8192 characters are kept)
+ * at `level`, one of WASMLET_LOG_*. The lines of one invocation have a budget
+ * as large as its stderr cap; past it they are dropped and the logs marked
+ * truncated. Returns 0, or -1 for an unknown level or a range outside memory.
+ */
+WASMLET_IMPORT("log")
+int32_t wasmlet_log(int32_t level, const char *ptr, size_t len);
+
+/*
+ * Sets the HTTP status of the response (100..599); the last call wins.
+ * Returns 0, or -1 when `code` is out of range.
+ */
+WASMLET_IMPORT("set_status")
+int32_t wasmlet_set_status(int32_t code);
+
+/*
+ * Adds a response header (at most 64 per invocation). The name must be an
+ * HTTP token of 1..256 characters and not one the host owns (content-length,
+ * transfer-encoding, connection, x-request-id); the value must not contain
+ * CR, LF or NUL. Returns 0, or -1 when the header is refused.
+ */
+WASMLET_IMPORT("set_header")
+int32_t wasmlet_set_header(const char *name_ptr, size_t name_len,
+                           const char *value_ptr, size_t value_len);
+
+#undef WASMLET_IMPORT
+
+/* wasmlet_log for a NUL-terminated string. */
+static inline int32_t wasmlet_log_str(int32_t level, const char *message) {
+    return wasmlet_log(level, message, strlen(message));
+}
+
+/* wasmlet_set_header for NUL-terminated strings. */
+static inline int32_t wasmlet_set_header_str(const char *name, const char *value) {
+    return wasmlet_set_header(name, strlen(name), value, strlen(value));
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WASMLET_H */

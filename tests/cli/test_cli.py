@@ -1,0 +1,128 @@
+"""The `wasmlet` command against a real server: output and exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.build import wat
+from tests.support.server import ServerProcess, free_port
+from wasmlet.cli.exit_codes import ExitCode
+
+
+def run_cli(
+    server: ServerProcess | None, *args: str, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ}
+    if server is not None:
+        env["WASMLET_URL"] = server.url
+        env["WASMLET_KEY"] = server.service_key
+    return subprocess.run(
+        [sys.executable, "-m", "wasmlet", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def hello_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hello.wasm"
+    path.write_bytes(wat("hello"))
+    return path
+
+
+def test_exit_codes_are_pinned() -> None:
+    assert {code.name: int(code) for code in ExitCode} == {
+        "OK": 0,
+        "FUNCTION_FAILED": 1,
+        "USAGE": 2,
+        "NOT_FOUND": 3,
+        "UNAUTHORIZED": 4,
+        "INVALID_REQUEST": 5,
+        "UNAVAILABLE": 6,
+        "CONNECTION_FAILED": 7,
+    }
+
+
+def test_deploy_invoke_list_get_disable_enable_delete(
+    server: ServerProcess, fname: str, hello_file: Path, tmp_path: Path
+) -> None:
+    done = run_cli(server, "deploy", fname, str(hello_file), "--timeout-ms", "2000")
+    assert done.returncode == 0, done.stderr
+    assert f"deployed {fname} version 1" in done.stdout.decode()
+
+    done = run_cli(server, "invoke", fname)
+    assert done.returncode == 0
+    assert done.stdout == b"Hello, wasmlet!"
+
+    listed = run_cli(server, "list")
+    assert listed.returncode == 0 and fname in listed.stdout.decode()
+
+    got = run_cli(server, "get", fname)
+    assert got.returncode == 0 and '"timeout_ms": 2000' in got.stdout.decode()
+
+    assert run_cli(server, "disable", fname).returncode == 0
+    missing = run_cli(server, "invoke", fname)
+    assert missing.returncode == ExitCode.NOT_FOUND
+    assert b"function_not_found" in missing.stderr
+    assert run_cli(server, "enable", fname).returncode == 0
+    assert run_cli(server, "invoke", fname).returncode == 0
+
+    echo = tmp_path / "echo.wasm"
+    echo.write_bytes(wat("echo"))
+    assert run_cli(server, "deploy", fname, str(echo)).returncode == 0
+    piped = run_cli(server, "invoke", fname, "--data", "-", stdin=b"from stdin")
+    assert piped.stdout == b"from stdin"
+
+    assert run_cli(server, "delete", fname).returncode == 0
+    assert run_cli(server, "get", fname).returncode == ExitCode.NOT_FOUND
+
+
+def test_failures_map_to_exit_codes(server: ServerProcess, fname: str, tmp_path: Path) -> None:
+    trap = tmp_path / "trap.wasm"
+    trap.write_bytes(wat("trap"))
+    assert run_cli(server, "deploy", fname, str(trap)).returncode == 0
+    failed = run_cli(server, "invoke", fname)
+    assert failed.returncode == ExitCode.FUNCTION_FAILED
+    assert b"500 function_error" in failed.stderr
+    assert b"request id:" in failed.stderr
+
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"garbage")
+    refused = run_cli(server, "deploy", fname + "x", str(bad))
+    assert refused.returncode == ExitCode.INVALID_REQUEST
+    assert b"invalid_wasm" in refused.stderr
+
+    env_key = run_cli(None, "list", "--url", server.url, "--key", "wrong")
+    assert env_key.returncode == ExitCode.UNAUTHORIZED
+
+    nowhere = run_cli(None, "list", "--url", f"http://127.0.0.1:{free_port()}", "--key", "k")
+    assert nowhere.returncode == ExitCode.CONNECTION_FAILED
+
+    usage = run_cli(server, "invoke")
+    assert usage.returncode == ExitCode.USAGE
+
+
+def test_keys_command_creates_and_shows_keys(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = run_cli(None, "keys", "--data-dir", str(data_dir))
+    assert first.returncode == 0
+    second = run_cli(None, "keys", "--data-dir", str(data_dir))
+    assert first.stdout == second.stdout
+    lines = first.stdout.decode().splitlines()
+    assert lines[0].startswith("service_key: sk_")
+    assert lines[1].startswith("anon_key:    ak_")
+    assert (data_dir / "keys.json").stat().st_mode & 0o077 == 0
+
+
+def test_server_shows_the_keys_it_created(server: ServerProcess) -> None:
+    shown = run_cli(None, "keys", "--data-dir", str(server.data_dir))
+    assert server.service_key in shown.stdout.decode()
+    assert server.anon_key in shown.stdout.decode()

@@ -1,0 +1,46 @@
+"""Shared fixtures: a real server for the session, and a factory for special ones."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ServerProcess, running_server
+
+SESSION_SERVER_ENV = {
+    "WASMLET_MAX_PAYLOAD_BYTES": str(1024 * 1024),
+    "WASMLET_TIMEOUT_GRACE_MS": "1000",
+}
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from running_server(tmp_path_factory.mktemp("server"), **SESSION_SERVER_ENV)
+
+
+ServerFactory = Callable[..., AbstractContextManager[ServerProcess]]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> ServerFactory:
+    """Start a server with its own settings: `with start_server(WASMLET_X="1") as s:`."""
+
+    @contextmanager
+    def start(**env: str) -> Iterator[ServerProcess]:
+        yield from running_server(tmp_path / f"data{next(_names)}", **env)
+
+    return start
+
+
+@pytest.fixture
+def fname(request: pytest.FixtureRequest) -> str:
+    """A function name unique to this test."""
+    base = request.node.name.lower().replace("[", "-").replace("]", "")
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in base)
+    return f"t{next(_names)}-{cleaned}"[:60].rstrip("-_")
