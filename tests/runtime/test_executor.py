@@ -233,3 +233,24 @@ def test_guest_sees_only_the_given_env_and_no_files(
     lines = outcome.stdout.decode().splitlines()
     assert sorted(lines[:-1]) == ["GREETING=hello world", "WASMLET_FUNCTION=env-dump"]
     assert lines[-1] == "no-fs"
+
+
+HIGH_POINTER_LOG = r"""
+(module
+  (import "wasmlet" "log" (func $log (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    ;; Grow past 2 GiB so that valid pointers have the i32 sign bit set.
+    (drop (memory.grow (i32.const 32768)))
+    (i32.store8 (i32.const 0x80000000) (i32.const 0x41))
+    (call $proc_exit (i32.add (i32.const 10)
+      (call $log (i32.const 1) (i32.const 0x80000000) (i32.const 1))))))
+"""
+
+
+def test_host_imports_read_pointers_above_2_gib(run: Run) -> None:
+    outcome = run(wat(HIGH_POINTER_LOG), memory_limit_bytes=3 << 30)
+
+    assert outcome.exit_code == 10, outcome.message  # log returned 0, not -1
+    assert outcome.logs == [(LogLevel.INFO, "A")]

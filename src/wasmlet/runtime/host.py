@@ -52,10 +52,10 @@ class HostState:
 
 
 def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
+    # i32 arguments arrive signed; guest pointers and lengths are unsigned.
+    ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
     memory = caller.get("memory")
-    if not isinstance(memory, wasmtime.Memory) or ptr < 0 or length < 0:
-        return None
-    if ptr + length > memory.data_len(caller):
+    if not isinstance(memory, wasmtime.Memory) or ptr + length > memory.data_len(caller):
         return None
     return bytes(memory.read(caller, ptr, ptr + length))
 

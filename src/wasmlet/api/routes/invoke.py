@@ -58,11 +58,15 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             headers={k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS},
         )
     )
-    return Response(
-        content=result.body,
-        status_code=result.status,
-        headers=dict(result.headers),
-    )
+    response = Response(content=result.body, status_code=result.status)
+    response.raw_headers = [
+        *(h for h in response.raw_headers if h[0] != b"content-type"),
+        *(
+            (name.lower().encode("latin-1"), value.encode("utf-8"))
+            for name, value in result.headers
+        ),
+    ]
+    return response
 
 
 def _check_payload(record: FunctionRecord, payload: bytes, content_type: str | None) -> None:
