@@ -1,6 +1,7 @@
 """Invocation latency and throughput of wasmlet, next to the floors it is built on.
 
     .venv/bin/python bench/bench_invoke.py [--quick] [--json PATH] [--workers N]
+                                           [--requests N] [--seconds S]
 
 In one run, on examples/wat/hello.wat:
 
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,7 +40,7 @@ import wasmtime
 
 from bare_app import INVOKE_PATH
 from floor import FloorRunner
-from servers import ProcessCpu, cpu_of, free_port, running
+from servers import free_port, running
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
 from wasmlet.runtime.executor import Executor
 from wasmlet.runtime.outcome import Job
@@ -230,13 +231,11 @@ def load(target: Target, concurrency: int, budget: Budget, warmup: int) -> dict[
         sys.executable, str(BENCH_DIR / "loadgen.py"), "--port", str(target.port),
         "--path", INVOKE_PATH, "--body", PAYLOAD.decode(), "--concurrency", str(concurrency),
         "--requests", str(budget.requests), "--seconds", str(budget.seconds),
-        "--warmup", str(warmup),
+        "--warmup", str(warmup), "--cpu-of", str(target.pid),
     ]  # fmt: skip
     for header in target.headers:
         argv += ["--header", header]
-    before = cpu_of(target.pid)
     done = subprocess.run(argv, capture_output=True, check=False, timeout=3 * budget.seconds + 120)
-    after = cpu_of(target.pid)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     raw = json.loads(done.stdout.decode().splitlines()[-1])
@@ -250,20 +249,12 @@ def load(target: Target, concurrency: int, budget: Budget, warmup: int) -> dict[
         elapsed_s=raw["elapsed_s"],
         client_cpu_share=raw["client_cpu_s"] / raw["elapsed_s"] if raw["elapsed_s"] else None,
     )
-    result.update(_cpu_per_call(before, after, result["n"]))
+    cpu, calls = raw["target_cpu_s"], result["n"]
+    result.update(
+        server_cpu_us_per_call=cpu["own"] / calls * 1e6 if cpu and calls else None,
+        worker_cpu_us_per_call=cpu["children"] / calls * 1e6 if cpu and calls else None,
+    )
     return result
-
-
-def _cpu_per_call(
-    before: ProcessCpu | None, after: ProcessCpu | None, calls: int
-) -> dict[str, float | None]:
-    """Includes the loadgen's warm-up calls in the CPU but not in `calls`: a small overcount."""
-    if before is None or after is None or calls == 0:
-        return {"server_cpu_us_per_call": None, "worker_cpu_us_per_call": None}
-    return {
-        "server_cpu_us_per_call": (after.own_s - before.own_s) / calls * 1e6,
-        "worker_cpu_us_per_call": (after.children_s - before.children_s) / calls * 1e6,
-    }
 
 
 def measure_http(targets: list[Target], profile: Profile) -> list[dict[str, Any]]:
@@ -354,8 +345,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small budgets, for a smoke run")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
     parser.add_argument("--workers", type=int, default=2, help="wasmlet worker processes [2]")
+    parser.add_argument("--requests", type=int, help="requests per HTTP phase [3000; quick 500]")
+    parser.add_argument("--seconds", type=float, help="time cap per HTTP phase [10; quick 3]")
     args = parser.parse_args()
     profile = QUICK if args.quick else FULL
+    if args.requests or args.seconds:
+        http_budget = profile.http
+        profile = replace(
+            profile,
+            http=Budget(args.requests or http_budget.requests, args.seconds or http_budget.seconds),
+        )
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     with tempfile.TemporaryDirectory(prefix="wasmlet-bench-") as tmp:
@@ -373,6 +372,7 @@ def main() -> int:
     print_aims(results)
     report = {
         "profile": profile.name,
+        "http_budget": {"requests": profile.http.requests, "seconds": profile.http.seconds},
         "cpus": os.cpu_count(),
         "workers": args.workers,
         "wasmtime": version("wasmtime"),

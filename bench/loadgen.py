@@ -4,8 +4,9 @@
 `--requests` have been sent or `--seconds` have passed, whichever comes first. The
 connections are opened and warmed (`--warmup` requests) before the clock starts.
 Prints one JSON object: counts, elapsed time, the latency of every 2xx response in
-nanoseconds and this process's own CPU time, so a reader can see whether the
-generator was the bottleneck.
+nanoseconds, this process's own CPU time (so a reader can see whether the generator
+was the bottleneck) and, with `--cpu-of PID`, the CPU time that process and its
+children spent during the measured round.
 
 Raw streams cost a fraction of what an httpx client costs per request, which
 matters on a 2-core machine where the generator shares the CPU with the server.
@@ -21,6 +22,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from servers import ProcessCpu, cpu_of
 
 REQUEST_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
@@ -39,6 +42,7 @@ class Plan:
     requests: int
     seconds: float
     warmup: int
+    cpu_pid: int | None = None
 
 
 @dataclass(slots=True)
@@ -128,11 +132,13 @@ async def run(plan: Plan) -> dict[str, Any]:
         await asyncio.gather(*(c.open() for c in connections))
         if plan.warmup:
             await _round(connections, plan, plan.warmup, plan.seconds)
+        target_before = cpu_of(plan.cpu_pid) if plan.cpu_pid else None
         cpu_before = _own_cpu_s()
         started = time.perf_counter()
         tally = await _round(connections, plan, plan.requests, plan.seconds)
         elapsed = time.perf_counter() - started
         cpu = _own_cpu_s() - cpu_before
+        target_after = cpu_of(plan.cpu_pid) if plan.cpu_pid else None
     finally:
         for connection in connections:
             connection.close()
@@ -144,8 +150,15 @@ async def run(plan: Plan) -> dict[str, Any]:
         "failures": dict(tally.failures),
         "elapsed_s": elapsed,
         "client_cpu_s": cpu,
+        "target_cpu_s": _delta(target_before, target_after),
         "latencies_ns": tally.latencies_ns,
     }
+
+
+def _delta(before: ProcessCpu | None, after: ProcessCpu | None) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    return {"own": after.own_s - before.own_s, "children": after.children_s - before.children_s}
 
 
 def _own_cpu_s() -> float:
@@ -164,11 +177,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--cpu-of", type=int, help="report this pid's CPU (and its children's)")
     args = parser.parse_args()
     request = build_request(args.host, args.port, args.path, args.header, args.body.encode())
     plan = Plan(
-        args.host, args.port, request, args.concurrency, args.requests, args.seconds, args.warmup
-    )
+        args.host, args.port, request, args.concurrency, args.requests, args.seconds, args.warmup,
+        args.cpu_of,
+    )  # fmt: skip
     result = asyncio.run(asyncio.wait_for(run(plan), 2 * plan.seconds + 2 * REQUEST_TIMEOUT_S))
     print(json.dumps(result, separators=(",", ":")))
 

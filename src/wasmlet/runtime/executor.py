@@ -8,6 +8,9 @@ thread. `run` never raises for anything the guest does; it classifies the result
 from __future__ import annotations
 
 import ctypes
+import os
+import resource
+import signal
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from wasmlet.runtime.capture import BoundedOutput
-from wasmlet.runtime.deadline import DeadlineTimer
+from wasmlet.runtime.calls import call_nullary, export
+from wasmlet.runtime.capture import MemfdCapture
+from wasmlet.runtime.deadline import DeadlineTimer, Interruption
 from wasmlet.runtime.engine import make_engine
 from wasmlet.runtime.host import HostState, define_host_functions
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
@@ -33,7 +37,14 @@ class _Loaded:
 
 
 class Executor:
-    def __init__(self) -> None:
+    """Runs jobs one at a time.
+
+    With `limit_file_size` (worker processes only) the process's RLIMIT_FSIZE caps
+    the capture files, so a guest's writes past its output limit fail at once; the
+    deadline thread then stops a guest that keeps writing.
+    """
+
+    def __init__(self, *, limit_file_size: bool = False) -> None:
         self._engine = make_engine()
         self._linker = wasmtime.Linker(self._engine)
         self._linker.define_wasi()
@@ -41,10 +52,18 @@ class Executor:
         define_host_functions(self._linker, lambda: self._state)
         self._modules: OrderedDict[str, _Loaded] = OrderedDict()
         self._deadline = DeadlineTimer(self._engine)
+        self._stdout = MemfdCapture("wasmlet-stdout")
+        self._stderr = MemfdCapture("wasmlet-stderr")
+        self._limit_file_size = limit_file_size
+        self._file_size_limit = -1
+        if limit_file_size:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     def close(self) -> None:
         self._deadline.close()
         self._modules.clear()
+        self._stdout.close()
+        self._stderr.close()
 
     def __enter__(self) -> Executor:
         return self
@@ -68,6 +87,22 @@ class Executor:
             self._modules.popitem(last=False)
         return loaded
 
+    def _wasi_config(self, job: Job) -> wasmtime.WasiConfig:
+        config = wasmtime.WasiConfig()
+        config.argv = list(job.argv)
+        config.env = list(job.env.items())
+        if job.stdin:
+            _set_stdin_bytes(config, job.stdin)
+        config.stdout_file = self._stdout.path
+        config.stderr_file = self._stderr.path
+        return config
+
+    def _cap_file_size(self, limit: int) -> None:
+        if self._limit_file_size and limit != self._file_size_limit:
+            _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+            self._file_size_limit = limit
+
     def run(self, job: Job) -> Outcome:
         started = time.perf_counter()
         loaded = self._load(job.module_key, job.module_path)
@@ -76,22 +111,25 @@ class Executor:
                 OutcomeKind.MEMORY_LIMIT,
                 message=f"initial memory of {loaded.min_memory_bytes} bytes is over the limit",
             )
-        stdout = BoundedOutput(job.stdout_limit, on_overflow=self._deadline.interrupt_now)
-        stderr = BoundedOutput(job.stderr_limit)
+        self._cap_file_size(max(job.stdout_limit, job.stderr_limit) + 1)
         store = wasmtime.Store(self._engine)
-        store.set_wasi(_wasi_config(job, stdout, stderr))
+        store.set_wasi(self._wasi_config(job))
         store.set_limits(memory_size=job.memory_limit_bytes)
         store.set_epoch_deadline(1)
         self._state = state = HostState(log_budget=job.stderr_limit)
         kind, message = OutcomeKind.OK, ""
         exit_code: int | None = 0
         instance: wasmtime.Instance | None = None
-        self._deadline.arm(time.monotonic() + job.timeout_ms / 1000)
+        stdout_fd, stdout_limit = self._stdout.fd, job.stdout_limit
+        self._deadline.arm(
+            time.monotonic() + job.timeout_ms / 1000,
+            watch=lambda: os.fstat(stdout_fd).st_size > stdout_limit,
+        )
         try:
             instance = loaded.pre.instantiate(store)
-            start = instance.exports(store)["_start"]
+            start = export(store, instance, "_start")
             assert isinstance(start, wasmtime.Func)
-            start(store)
+            call_nullary(store, start)
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
             if exit_code != 0:
@@ -104,9 +142,11 @@ class Executor:
             kind, exit_code, message = OutcomeKind.TRAP, None, _first_line(str(exc))
         finally:
             fired = self._deadline.disarm()
-        if stdout.overflowed:
+        stdout, stdout_over = self._stdout.read(job.stdout_limit)
+        stderr, stderr_over = self._stderr.read(job.stderr_limit)
+        if stdout_over or fired is Interruption.WATCH:
             kind, message = OutcomeKind.OUTPUT_LIMIT, f"stdout over {job.stdout_limit} bytes"
-        elif fired:
+        elif fired is Interruption.DEADLINE:
             # Past the deadline the result is a timeout, even when the guest was
             # blocked in a host call and returned before an epoch check.
             kind, message = OutcomeKind.TIMEOUT, "deadline passed"
@@ -115,26 +155,15 @@ class Executor:
         return Outcome(
             kind=kind,
             exit_code=exit_code,
-            stdout=stdout.getvalue(),
-            stderr=stderr.getvalue(),
-            stderr_truncated=stderr.overflowed or state.logs_truncated,
+            stdout=stdout,
+            stderr=stderr,
+            stderr_truncated=stderr_over or state.logs_truncated,
             status=state.status,
             headers=state.headers,
             logs=state.logs,
             message=message,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-
-
-def _wasi_config(job: Job, stdout: BoundedOutput, stderr: BoundedOutput) -> wasmtime.WasiConfig:
-    config = wasmtime.WasiConfig()
-    config.argv = list(job.argv)
-    config.env = list(job.env.items())
-    if job.stdin:
-        _set_stdin_bytes(config, job.stdin)
-    config.stdout_custom = stdout.write
-    config.stderr_custom = stderr.write
-    return config
 
 
 def _set_stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
@@ -151,7 +180,7 @@ def _set_stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
 def _growth_refused(instance: wasmtime.Instance | None, store: wasmtime.Store) -> bool:
     if instance is None:
         return False
-    flag = instance.exports(store).get(REFUSED_GROWTH_GLOBAL)
+    flag = export(store, instance, REFUSED_GROWTH_GLOBAL)
     return isinstance(flag, wasmtime.Global) and flag.value(store) == 1
 
 

@@ -4,6 +4,11 @@ Each worker runs one job at a time. A worker that dies (segfault, `kill -9`, abo
 fails only the job it was running, with `RUNTIME_CRASH`, and is replaced at once. A
 worker still busy past the job's timeout plus a grace period (stuck in a host call,
 stopped, wedged) is killed and replaced, and its job ends as `TIMEOUT`.
+
+Workers are `python -m wasmlet.runtime.worker FD` subprocesses on one end of a
+socketpair. Messages are pickled and framed as `multiprocessing.connection` frames
+them (the worker uses a `Connection`); this side reads and writes them with asyncio
+streams, so a large payload never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 from wasmlet.runtime.worker import READY
@@ -34,8 +39,9 @@ WorkerEvent = Callable[[str, int, str], None]
 class _Worker:
     id: int
     process: subprocess.Popen[bytes]
-    conn: Connection
     ready: asyncio.Future[None]
+    writer: asyncio.StreamWriter | None = None
+    reader_task: asyncio.Task[None] | None = None
     pending: asyncio.Future[Outcome] | None = None
     watchdog: asyncio.TimerHandle | None = None
     alive: bool = True
@@ -67,7 +73,7 @@ class WorkerPool:
 
     @property
     def alive(self) -> int:
-        return sum(1 for w in self._workers if w.alive)
+        return sum(1 for w in self._workers if w.alive and w.ready.done())
 
     @property
     def busy(self) -> int:
@@ -89,11 +95,10 @@ class WorkerPool:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.cancel()
-        for worker in list(self._workers):
+        workers = list(self._workers)
+        for worker in workers:
             self._retire(worker)
-            with contextlib.suppress(OSError):
-                worker.conn.close()
-        for worker in list(self._workers):
+        for worker in workers:
             await asyncio.to_thread(_reap, worker.process)
         self._workers.clear()
 
@@ -106,14 +111,15 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[Outcome] = loop.create_future()
         worker.pending = pending
-        try:
-            worker.conn.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
-            self._lost(worker, "crashed", "pipe closed")
-            return await pending
         worker.watchdog = loop.call_later(
             job.timeout_ms / 1000 + self._grace_s, self._kill_stuck, worker, pending
         )
+        assert worker.writer is not None
+        try:
+            worker.writer.write(_frame(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)))
+            await worker.writer.drain()
+        except (ConnectionError, OSError):
+            self._lost(worker, "crashed", self._exit_reason(worker))
         return await asyncio.shield(pending)
 
     def _kill_stuck(self, worker: _Worker, pending: asyncio.Future[Outcome]) -> None:
@@ -129,17 +135,21 @@ class WorkerPool:
             worker = self._idle.popleft()
             if worker.alive:
                 return worker
-        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_Worker] = loop.create_future()
         self._waiters.append(waiter)
+        timer = loop.call_at(loop.time() + max(0.0, wait_until - time.monotonic()), _expire, waiter)
         try:
-            return await asyncio.wait_for(waiter, max(0.0, wait_until - time.monotonic()))
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release(waiter.result())
             raise
         finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+            timer.cancel()
+            if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
 
     def _release(self, worker: _Worker) -> None:
         if not worker.alive:
@@ -153,26 +163,33 @@ class WorkerPool:
 
     def _spawn(self) -> _Worker:
         parent_sock, child_sock = socket.socketpair()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wasmlet.runtime.worker", str(child_sock.fileno())],
-            pass_fds=(child_sock.fileno(),),
-            stdin=subprocess.DEVNULL,
-            env=_worker_env(),
-        )
-        child_sock.close()
-        parent = Connection(parent_sock.detach())
+        with child_sock:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "wasmlet.runtime.worker", str(child_sock.fileno())],
+                pass_fds=(child_sock.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=_worker_env(),
+            )
         loop = asyncio.get_running_loop()
-        worker = _Worker(next(self._ids), process, parent, loop.create_future())
+        worker = _Worker(next(self._ids), process, loop.create_future())
         self._workers.add(worker)
-        loop.add_reader(parent.fileno(), self._on_readable, worker)
+        worker.reader_task = loop.create_task(self._serve(worker, parent_sock))
         return worker
 
-    def _on_readable(self, worker: _Worker) -> None:
+    async def _serve(self, worker: _Worker, sock: socket.socket) -> None:
+        """Read the worker's messages until its socket closes."""
         try:
-            data = worker.conn.recv_bytes()
-        except (EOFError, OSError):
-            self._lost(worker, "crashed", self._exit_reason(worker))
-            return
+            reader, worker.writer = await asyncio.open_connection(sock=sock)
+            while True:
+                self._on_message(worker, await _read_frame(reader))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            self._lost(worker, "crashed", await asyncio.to_thread(self._exit_reason, worker))
+        except asyncio.CancelledError:
+            if worker.writer is None:
+                sock.close()
+            raise
+
+    def _on_message(self, worker: _Worker, data: bytes) -> None:
         if not worker.ready.done():
             if data == READY:
                 worker.ready.set_result(None)
@@ -202,17 +219,14 @@ class WorkerPool:
             return
         self._retire(worker)
         self._workers.discard(worker)
-        with contextlib.suppress(OSError):
-            worker.conn.close()
         if worker.pending is not None and not worker.pending.done():
             worker.pending.set_result(
                 Outcome(OutcomeKind.RUNTIME_CRASH, message=f"worker process {reason}")
             )
+        worker.pending = None
         if not worker.ready.done():
             worker.ready.set_exception(RuntimeError(f"worker failed to start: {reason}"))
             worker.ready.exception()
-        if worker.watchdog is not None:
-            worker.watchdog.cancel()
         asyncio.get_running_loop().run_in_executor(None, _reap, worker.process)
         self._on_event(event, worker.pid, reason)
         if not self._closed:
@@ -223,11 +237,35 @@ class WorkerPool:
         if not worker.alive:
             return
         worker.alive = False
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(worker.conn.fileno())
+        if worker.watchdog is not None:
+            worker.watchdog.cancel()
         if worker.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()
+        if worker.writer is not None:
+            worker.writer.close()
+        if worker.reader_task is not None and worker.reader_task is not asyncio.current_task():
+            worker.reader_task.cancel()
+
+
+def _frame(payload: bytes) -> bytes:
+    """A frame as `multiprocessing.connection.Connection.send_bytes` writes it."""
+    size = len(payload)
+    if size > 0x7FFFFFFF:
+        return struct.pack("!i", -1) + struct.pack("!Q", size) + payload
+    return struct.pack("!i", size) + payload
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    (size,) = struct.unpack("!i", await reader.readexactly(4))
+    if size == -1:
+        (size,) = struct.unpack("!Q", await reader.readexactly(8))
+    return await reader.readexactly(size)
+
+
+def _expire(waiter: asyncio.Future[_Worker]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _worker_env() -> dict[str, str]:

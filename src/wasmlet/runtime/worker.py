@@ -19,7 +19,7 @@ READY = b"ready"
 
 def worker_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with Executor() as executor:
+    with Executor(limit_file_size=True) as executor:
         conn.send_bytes(READY)
         while True:
             try:
