@@ -25,8 +25,12 @@ def test_invoke_needs_a_key_unless_public(server: ServerProcess, fname: str) -> 
 
 
 def test_unauthenticated_caller_cannot_probe_private_names(server: ServerProcess) -> None:
+    before = server.metric("functions_refused_total", error_type="unauthorized")
     response = httpx.post(f"{server.url}/functions/v1/invoke/nonexistent")
     assert response.status_code == 401
+    assert server.metric("functions_refused_total", error_type="unauthorized") == before + 1
+    log = server.wait_for_log(request_id=response.headers["x-request-id"])
+    assert log["error_type"] == "unauthorized"
 
 
 def test_keys_never_appear_in_logs(server: ServerProcess, fname: str) -> None:

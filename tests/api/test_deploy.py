@@ -77,9 +77,13 @@ def test_spec_example_name_with_space_says_so(server: ServerProcess) -> None:
 def test_corrupted_binary_is_400_invalid_wasm_and_stores_nothing(
     server: ServerProcess, fname: str, wasm: bytes
 ) -> None:
+    refused = server.metric("functions_deploys_total", outcome="refused")
     response = server.deploy(fname, wasm)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "invalid_wasm"
+    assert server.metric("functions_deploys_total", outcome="refused") == refused + 1
+    log = server.wait_for_log(operation="deploy", function=fname, error_type="invalid_wasm")
+    assert log["level"] == "WARNING"
     assert fname not in _names(server)
     got = httpx.get(
         f"{server.url}/functions/v1/functions/{fname}", headers=server.service_headers()

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.build import build_c, wat
 from tests.support.server import ServerProcess
+
+SPIN_ON_S = (Path(__file__).parent.parent / "fixtures" / "spin_on_s.wat").read_text()
 
 
 def _error(response: httpx.Response) -> dict[str, str]:
@@ -23,11 +26,18 @@ def _error(response: httpx.Response) -> dict[str, str]:
 
 
 def test_missing_function_is_404(server: ServerProcess) -> None:
+    before = server.metric("functions_refused_total", error_type="function_not_found")
     response = server.invoke("nonexistent")
     assert response.status_code == 404
     error = _error(response)
     assert error["type"] == "function_not_found"
     assert error["message"] == "Function not found: nonexistent"
+    after = server.metric("functions_refused_total", error_type="function_not_found")
+    assert after == before + 1
+    log = server.wait_for_log(request_id=response.headers["x-request-id"])
+    assert log["level"] == "WARNING"
+    assert log["error"] == "404 Function not found: nonexistent"
+    assert log["function"] == "nonexistent"
 
 
 @pytest.mark.parametrize(
@@ -63,10 +73,10 @@ def test_stack_overflow_is_500_function_error(server: ServerProcess, fname: str)
 
 
 def test_timeout_is_504_and_next_call_works(server: ServerProcess, fname: str) -> None:
-    server.deploy(fname, wat("infinite_loop"), {"timeout_ms": 500})
+    server.deploy(fname, wat(SPIN_ON_S), {"timeout_ms": 500})
     timeouts = server.metric("functions_timeout_total", name=fname)
     started = time.monotonic()
-    response = server.invoke(fname)
+    response = server.invoke(fname, b"spin")
     elapsed = time.monotonic() - started
     assert response.status_code == 504
     error = _error(response)
@@ -78,9 +88,12 @@ def test_timeout_is_504_and_next_call_works(server: ServerProcess, fname: str) -
     log = server.wait_for_log(request_id=response.headers["x-request-id"])
     assert log["error"] == "504 Function timeout after 0.5s"
     assert log["duration_ms"] >= 450
-    # The worker was freed by the epoch interrupt, not killed: same function runs again.
-    server.deploy(fname, wat("hello"))
-    assert server.invoke(fname).status_code == 200
+    # The epoch interrupt freed the worker without killing it; the same function
+    # answers its next call.
+    restarts = server.metric("functions_worker_restarts_total", reason="killed")
+    for _ in range(3):
+        assert server.invoke(fname, b"go").content == b"ok"
+    assert server.metric("functions_worker_restarts_total", reason="killed") == restarts
 
 
 @pytest.mark.slow
@@ -121,6 +134,8 @@ def test_payload_too_large_is_413(server: ServerProcess, fname: str) -> None:
     response = server.invoke(fname, b"x" * (1024 * 1024 + 1))
     assert response.status_code == 413
     assert _error(response)["type"] == "payload_too_large"
+    assert server.metric("functions_errors_total", name=fname, error_type="payload_too_large") == 1
+    assert server.wait_for_log(request_id=response.headers["x-request-id"])["status"] == 413
     assert server.invoke(fname, b"x" * 1024).status_code == 200
 
 
@@ -131,6 +146,9 @@ def test_payload_the_declared_content_type_cannot_parse_is_400(
     response = server.invoke(fname, b"{not json", {"content-type": "application/json"})
     assert response.status_code == 400
     assert _error(response)["type"] == "invalid_payload"
+    assert server.metric("functions_errors_total", name=fname, error_type="invalid_payload") == 1
+    log = server.wait_for_log(request_id=response.headers["x-request-id"])
+    assert log["error_type"] == "invalid_payload"
     ok = server.invoke(fname, b'{"a": 1}', {"content-type": "application/json"})
     assert ok.status_code == 200
     assert ok.json() == {"a": 1}

@@ -27,6 +27,12 @@ class Metrics:
             "functions_errors", "Failed invocations by error type", ["name", "error_type"],
             registry=r,
         )  # fmt: skip
+        self.refused = Counter(
+            "functions_refused",
+            "Invocations refused before any function was known (401, 404)",
+            ["error_type"],
+            registry=r,
+        )
         self.timeouts = Counter(
             "functions_timeout", "Invocations ended by the timeout", ["name"], registry=r
         )

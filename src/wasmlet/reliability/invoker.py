@@ -121,6 +121,29 @@ class Invoker:
             outcome=outcome,
         )
 
+    def record_refusal(
+        self, name: str, error: FunctionError, request_id: str, *, known: bool
+    ) -> None:
+        """Count and log an invocation refused before it ran (401, 404, 400, 413).
+
+        Names that match no function are not used as metric labels: anyone can send
+        them, and each would make a new time series.
+        """
+        if known:
+            self._metrics.errors.labels(name, error.type).inc()
+        else:
+            self._metrics.refused.labels(error.type).inc()
+        self._log.warning(
+            "invocation refused",
+            function=name[:64],
+            error=f"{error.status} {error.message}",
+            error_type=error.type,
+            status=error.status,
+            duration_ms=0.0,
+            user_id=None,
+            request_id=request_id,
+        )
+
     def _job(self, request: InvocationRequest, timeout_ms: int) -> Job:
         function = request.function
         env = dict(function.config.env)

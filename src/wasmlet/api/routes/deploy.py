@@ -58,13 +58,13 @@ async def deploy(request: Request) -> JSONResponse:
     """Create a function, or redeploy it as a new version."""
     services = services_of(request)
     require_service_key(request, services.keys)
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        fields = await _multipart_fields(request)
-    else:
-        fields = _json_fields(await read_body(request, MAX_MODULE_BYTES * 2))
     log = get_logger("deploy")
+    fields: dict[str, Any] = {}
     try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            await _multipart_fields(request, fields)
+        else:
+            _json_fields(await read_body(request, MAX_MODULE_BYTES * 2), fields)
         record, created = await run_in_threadpool(
             services.registry.deploy,
             fields["name"],
@@ -74,9 +74,10 @@ async def deploy(request: Request) -> JSONResponse:
         )
     except FunctionError as exc:
         services.metrics.deploys.labels("refused").inc()
+        name = fields.get("name")
         log.warning(
             "deploy refused",
-            function=fields["name"] if isinstance(fields["name"], str) else None,
+            function=name[:64] if isinstance(name, str) else None,
             error=f"{exc.status} {exc.message}",
             error_type=exc.type,
         )
@@ -86,43 +87,38 @@ async def deploy(request: Request) -> JSONResponse:
     return JSONResponse(record.public_view(), status_code=201 if created else 200)
 
 
-def _json_fields(body: bytes) -> dict[str, Any]:
+def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
+    """Fill `fields` from a JSON deploy body; the name first, so a refusal can name it."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload(f"Malformed deploy request: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidPayload("Malformed deploy request: expected a JSON object")
+    fields["name"] = data.get("name")
     wasm_text = data.get("wasm")
     if not isinstance(wasm_text, str) or not wasm_text:
         raise InvalidWasm("Invalid WASM binary: 'wasm' must be base64 text")
     try:
-        wasm = base64.b64decode(wasm_text, validate=True)
+        fields["wasm"] = base64.b64decode(wasm_text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidWasm("Invalid WASM binary: 'wasm' is not valid base64") from exc
-    return {
-        "name": data.get("name"),
-        "wasm": wasm,
-        "config": data.get("config"),
-        "triggers": data.get("triggers"),
-    }
+    fields["config"] = data.get("config")
+    fields["triggers"] = data.get("triggers")
 
 
-async def _multipart_fields(request: Request) -> dict[str, Any]:
+async def _multipart_fields(request: Request, fields: dict[str, Any]) -> None:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_MODULE_BYTES + 1024 * 1024:
         await read_body(request, MAX_MODULE_BYTES)
     form = await request.form(max_part_size=MAX_MODULE_BYTES)
+    fields["name"] = form.get("name")
     upload = form.get("wasm")
     if not isinstance(upload, UploadFile):
         raise InvalidWasm("Invalid WASM binary: the form needs a 'wasm' file")
-    wasm = await upload.read()
-    return {
-        "name": form.get("name"),
-        "wasm": wasm,
-        "config": _json_field(form.get("config"), "config", InvalidConfig),
-        "triggers": _json_field(form.get("triggers"), "triggers", InvalidTrigger),
-    }
+    fields["wasm"] = await upload.read()
+    fields["config"] = _json_field(form.get("config"), "config", InvalidConfig)
+    fields["triggers"] = _json_field(form.get("triggers"), "triggers", InvalidTrigger)
 
 
 def _json_field(raw: object, field: str, error: type[FunctionError]) -> object:

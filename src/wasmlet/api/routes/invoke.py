@@ -16,7 +16,7 @@ from starlette.routing import Route
 from wasmlet.api.auth import may_invoke
 from wasmlet.api.request_id import request_id_of
 from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import FunctionNotFound, InvalidPayload, Unauthorized
+from wasmlet.errors import FunctionError, FunctionNotFound, InvalidPayload, Unauthorized
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.invoker import InvocationRequest
 
@@ -57,14 +57,20 @@ FAST_SUPABASE_ROUTES = [
 async def _invoke(request: Request, name: str, path: str) -> Response:
     services = services_of(request)
     record = services.registry.find(name)
-    if not may_invoke(request, services.keys) and not (
-        record is not None and record.enabled and record.config.public
-    ):
-        raise Unauthorized("Missing or invalid API key")
-    if record is None or not record.enabled:
-        raise FunctionNotFound(f"Function not found: {name}", function=name)
-    payload = await read_body(request, services.settings.max_payload_bytes)
-    _check_payload(record, payload, request.headers.get("content-type"))
+    try:
+        if not may_invoke(request, services.keys) and not (
+            record is not None and record.enabled and record.config.public
+        ):
+            raise Unauthorized("Missing or invalid API key")
+        if record is None or not record.enabled:
+            raise FunctionNotFound(f"Function not found: {name}", function=name)
+        payload = await read_body(request, services.settings.max_payload_bytes)
+        _check_payload(record, payload)
+    except FunctionError as refused:
+        services.invoker.record_refusal(
+            name, refused, request_id_of(request.scope), known=record is not None
+        )
+        raise
     result = await services.invoker.invoke(
         InvocationRequest(
             function=record,
@@ -88,7 +94,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     return response
 
 
-def _check_payload(record: FunctionRecord, payload: bytes, content_type: str | None) -> None:
+def _check_payload(record: FunctionRecord, payload: bytes) -> None:
     declared = record.config.content_type
     if declared is None or not payload:
         return
