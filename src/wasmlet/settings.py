@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".wasmlet")
     database_url: str | None = None
+    app_database_url: str | None = None
+    pg_schema: str = Field("wasmlet", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+    app_role: str = Field("wasmlet_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
     service_key: str | None = None
@@ -42,6 +45,10 @@ class Settings(BaseSettings):
     max_log_bytes: int = Field(64 * 1024, ge=1)
     timeout_grace_ms: int = Field(2_000, ge=0)
     retry_after_s: int = Field(1, ge=1)
+    max_query_result_bytes: int = Field(1024 * 1024, ge=1024)
+    db_breaker_cooldown_s: float = Field(2.0, gt=0)
+    dispatch_poll_ms: int = Field(20, ge=1)
+    dispatch_concurrency: int | None = Field(None, ge=1)
     log_level: str = "info"
 
     @model_validator(mode="after")
@@ -55,6 +62,16 @@ class Settings(BaseSettings):
     @property
     def platform_db_path(self) -> Path:
         return self.data_dir / "platform.db"
+
+    @property
+    def app_db_path(self) -> Path:
+        return self.data_dir / "app.db"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and str(self.database_url).startswith(
+            ("postgresql://", "postgres://")
+        )
 
     @property
     def module_cache_dir(self) -> Path:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.build import wat
+from wasmlet.appdb.sqlite import SqliteAppDatabase
 from wasmlet.errors import FunctionNotFound, InvalidConfig, InvalidWasm
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.store.base import Store
+from wasmlet.triggers.database import TriggerInstaller
 
 
 class FakeClock:
@@ -22,14 +25,17 @@ class FakeClock:
 
 
 @pytest.fixture
-def registry(store: Store, tmp_path: Path) -> Registry:
+def registry(store: Store, tmp_path: Path) -> Iterator[Registry]:
     store.migrate()
-    return Registry(
+    app_db = SqliteAppDatabase(tmp_path / "app.db")
+    yield Registry(
         store,
         ModuleCompiler(tmp_path / "modules"),
+        TriggerInstaller(app_db),
         OperatorLimits(max_timeout_ms=60_000, max_memory_mb=512, global_concurrency=100),
         clock=FakeClock(),
     )
+    app_db.close()
 
 
 def test_deploy_redeploy_versions(registry: Registry) -> None:

@@ -26,9 +26,11 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
     store.migrate()
     params = {
         "key": "k", "wasm": b"\0asm", "now": 1.0, "name": "f", "config": "{}",
-        "triggers": "[]", "enabled": True, "version": 1, "module_key": "k",
+        "triggers": "[]", "enabled": True, "version": 1, "module_key": "k", "id": "j",
+        "function_name": "f", "trigger_kind": "database", "payload": b"{}", "run_at": 1.0,
+        "node": "n", "until": 2.0, "limit": 5, "error_type": "timeout", "error": "e",
     }  # fmt: skip
-    for name in load_queries():
+    for name in load_queries(store.dialect):
         with store.transaction():
             store.fetch_all(name, **params) if _returns_rows(store, name) else store.execute(
                 name, **params

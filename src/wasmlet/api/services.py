@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
+from wasmlet.appdb.factory import open_app_database
+from wasmlet.appdb.gateway import DatabaseGateway
+from wasmlet.observability.alerts import AlertEvaluator
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.registry import OperatorLimits, Registry
+from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.runtime.pool import WorkerPool
 from wasmlet.settings import Settings
 from wasmlet.store import Store, open_store
+from wasmlet.triggers.database import TriggerInstaller
+from wasmlet.triggers.dispatcher import Dispatcher
+from wasmlet.triggers.queue import JobQueue
 
 
 @dataclass
@@ -27,18 +35,26 @@ class Services:
     pool: WorkerPool
     invoker: Invoker
     metrics: Metrics
+    alerts: AlertEvaluator
+    gateway: DatabaseGateway
+    queue: JobQueue
+    dispatcher: Dispatcher
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
         log = get_logger("startup")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keys = load_or_create_keys(settings.keys_path, settings.service_key, settings.anon_key)
-        store = open_store(settings.database_url, settings.platform_db_path)
+        store = open_store(
+            settings.database_url, settings.platform_db_path, schema=settings.pg_schema
+        )
         applied = store.migrate()
+        app_db = open_app_database(settings)
         compiler = ModuleCompiler(Path(settings.module_cache_dir))
         registry = Registry(
             store,
             compiler,
+            TriggerInstaller(app_db),
             OperatorLimits(
                 max_timeout_ms=settings.max_timeout_ms,
                 max_memory_mb=settings.max_memory_mb,
@@ -49,6 +65,26 @@ class Services:
         recompiled = registry.ensure_compiled()
         metrics = Metrics()
         worker_log = get_logger("worker")
+        breaker_log = get_logger("db_breaker")
+
+        def on_db_breaker(old: BreakerState, new: BreakerState, why: str) -> None:
+            breaker_log.warning("database breaker " + str(new), previous=str(old), reason=why)
+
+        gateway = DatabaseGateway(
+            app_db,
+            CircuitBreaker(
+                BreakerPolicy(
+                    failure_rate=0.5,
+                    window_s=10.0,
+                    min_calls=3,
+                    cooldown_s=settings.db_breaker_cooldown_s,
+                ),
+                clock=time.monotonic,
+                on_transition=on_db_breaker,
+            ),
+            threads=max(2, settings.workers),
+            max_bytes=settings.max_query_result_bytes,
+        )
 
         def on_worker_event(event: str, pid: int, reason: str) -> None:
             if event == "started":
@@ -61,6 +97,7 @@ class Services:
             settings.workers,
             grace_s=settings.timeout_grace_ms / 1000,
             on_event=on_worker_event,
+            host_calls=gateway.handle,
         )
         await pool.start()
         invoker = Invoker(
@@ -82,8 +119,32 @@ class Services:
             modules_recompiled=recompiled,
             workers=settings.workers,
         )
-        return cls(settings, keys, store, registry, pool, invoker, metrics)
+        queue = JobQueue(store, node=uuid.uuid4().hex, clock=time.time)
+        if store.dialect == "sqlite":
+            queue.requeue_all_running()  # one node per SQLite file: nothing else runs them
+        dispatcher = Dispatcher(
+            queue,
+            app_db,
+            registry,
+            invoker,
+            metrics,
+            concurrency=settings.dispatch_concurrency or settings.workers * 2,
+            poll_s=settings.dispatch_poll_ms / 1000,
+            clock=time.time,
+            listen_url=settings.database_url if settings.uses_postgres else None,
+            channel=f"wasmlet_outbox_{settings.pg_schema}" if settings.uses_postgres else None,
+        )
+        dispatcher.start()
+        alerts = AlertEvaluator(metrics, clock=time.time)
+        alerts.start()
+        return cls(
+            settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
+            dispatcher,
+        )  # fmt: skip
 
     async def close(self) -> None:
+        await self.dispatcher.close()
+        await self.alerts.aclose()
         await self.pool.close()
+        self.gateway.close()
         self.store.close()

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef __cplusplus
@@ -63,7 +64,55 @@ WASMLET_IMPORT("set_header")
 int32_t wasmlet_set_header(const char *name_ptr, size_t name_len,
                            const char *value_ptr, size_t value_len);
 
+/*
+ * Runs one SQL statement on the application database, committed on its own.
+ * `params` is a JSON array bound to $1, $2, ... (never spliced into the SQL);
+ * an empty range means no parameters. Returns the length of the result JSON the
+ * host now holds, or -1 for a range outside memory. The JSON is either
+ *     {"rows": [{"column": value, ...}, ...], "row_count": n}
+ * or
+ *     {"error": {"type": "query_error" | "db_unavailable" | "timeout" |
+ *                        "too_large" | "forbidden", "message": "..."}}
+ * Fetch it with wasmlet_db_result.
+ */
+WASMLET_IMPORT("db_query")
+int32_t wasmlet_db_query(const char *sql_ptr, size_t sql_len,
+                         const char *params_ptr, size_t params_len);
+
+/*
+ * Copies the result JSON of the last wasmlet_db_query into `buf` (at most
+ * `buf_len` bytes, no terminating NUL). Returns the number of bytes copied,
+ * or -1 for a range outside memory.
+ */
+WASMLET_IMPORT("db_result")
+int32_t wasmlet_db_result(char *buf_ptr, size_t buf_len);
+
 #undef WASMLET_IMPORT
+
+/*
+ * Runs `sql` with `params_json` (NUL-terminated; NULL for none) and returns the
+ * result JSON in a malloc'd, NUL-terminated buffer the caller frees, or NULL
+ * when the arguments were refused or memory ran out.
+ */
+static inline char *wasmlet_query(const char *sql, const char *params_json) {
+    int32_t size = wasmlet_db_query(sql, strlen(sql), params_json ? params_json : "",
+                                    params_json ? strlen(params_json) : 0);
+    if (size < 0) {
+        return NULL;
+    }
+    char *result = (char *)malloc((size_t)size + 1);
+    if (result == NULL) {
+        return NULL;
+    }
+    int32_t copied = wasmlet_db_result(result, (size_t)size);
+    result[copied < 0 ? 0 : copied] = '\0';
+    return result;
+}
+
+/* Whether a result JSON from wasmlet_query is an error. */
+static inline int wasmlet_query_failed(const char *result) {
+    return result == NULL || strncmp(result, "{\"error\"", 8) == 0;
+}
 
 /* wasmlet_log for a NUL-terminated string. */
 static inline int32_t wasmlet_log_str(int32_t level, const char *message) {

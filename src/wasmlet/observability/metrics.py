@@ -49,6 +49,13 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.delivery_latency = Histogram(
+            "functions_delivery_latency_seconds",
+            "From a change's commit (or a job's creation) to its function's start",
+            ["trigger"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge(
             "functions_in_flight", "Invocations admitted and running", registry=r
         )

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasmlet.errors import FunctionNotFound, InvalidConfig, InvalidTrigger
+from wasmlet.errors import FunctionNotFound, InvalidConfig
 from wasmlet.registry.models import FunctionConfig, FunctionRecord
 from wasmlet.registry.names import validate_name
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
 from wasmlet.store.base import Store
+from wasmlet.triggers.database import TriggerInstaller
 
 Clock = Callable[[], float]
-SUPPORTED_TRIGGERS = frozenset({"http"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +35,14 @@ class Registry:
         self,
         store: Store,
         compiler: ModuleCompiler,
+        triggers: TriggerInstaller,
         limits: OperatorLimits,
         clock: Clock,
         cache_ttl_s: float = 1.0,
     ) -> None:
         self._store = store
         self._compiler = compiler
+        self._triggers = triggers
         self._limits = limits
         self._clock = clock
         self._ttl = cache_ttl_s
@@ -60,9 +62,10 @@ class Registry:
         if triggers is None and previous is not None:
             trigger_list = previous.triggers
         else:
-            trigger_list = validate_triggers(triggers)
+            trigger_list = self._triggers.validate(triggers)
         compiled = self._compiler.compile(wasm)
         created = self._store_version(valid_name, wasm, compiled, parsed, trigger_list)
+        self._triggers.install(valid_name, trigger_list)
         return self.get(valid_name, cached=False), created
 
     def _store_version(
@@ -148,6 +151,7 @@ class Registry:
 
     def delete(self, name: str) -> None:
         self.get(name, cached=False)
+        self._triggers.remove(name)
         with self._store.transaction():
             self._store.execute("delete_versions", name=name)
             self._store.execute("delete_function", name=name)
@@ -193,20 +197,3 @@ class Registry:
                 f"limit of {limits.global_concurrency}"
             )
         return config
-
-
-def validate_triggers(raw: object) -> list[dict[str, Any]]:
-    if raw is None:
-        return [{"type": "http"}]
-    if not isinstance(raw, list):
-        raise InvalidTrigger("Invalid trigger configuration: triggers must be a list")
-    triggers = []
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-            raise InvalidTrigger("Invalid trigger configuration: each trigger needs a type")
-        if item["type"] not in SUPPORTED_TRIGGERS:
-            raise InvalidTrigger(
-                f"Invalid trigger configuration: unknown trigger type {item['type']!r}"
-            )
-        triggers.append(dict(item))
-    return triggers

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wasmlet.errors import (
+    DbUnavailable,
     FunctionError,
     FunctionTimeout,
+    HostFunctionError,
     MemoryLimitExceeded,
     RuntimeCrash,
     TooManyRequests,
@@ -185,6 +187,17 @@ class Invoker:
             )
         if kind is OutcomeKind.RUNTIME_CRASH:
             return RuntimeCrash(f"WebAssembly runtime crashed: {outcome.message}", function=name)
+        if outcome.host_error is not None and kind in (OutcomeKind.TRAP, OutcomeKind.EXIT_ERROR):
+            error_type, detail = outcome.host_error
+            if error_type == "db_unavailable" and outcome.last_host_call_failed:
+                return DbUnavailable(
+                    f"Database unavailable: {detail}",
+                    function=name,
+                    retry_after=self._defaults.retry_after_s,
+                )
+            return HostFunctionError(
+                f"Host function error: db_query failed ({error_type}): {detail}", function=name
+            )
         if kind is OutcomeKind.OUTPUT_LIMIT:
             return UserCodeError(
                 f"Function error: response body over {self._defaults.max_response_bytes} bytes",

@@ -22,7 +22,7 @@ from wasmlet.runtime.calls import call_nullary, export
 from wasmlet.runtime.capture import MemfdCapture
 from wasmlet.runtime.deadline import DeadlineTimer, Interruption
 from wasmlet.runtime.engine import make_engine
-from wasmlet.runtime.host import HostState, define_host_functions
+from wasmlet.runtime.host import HostCaller, HostState, define_host_functions, no_database
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 
@@ -44,7 +44,10 @@ class Executor:
     deadline thread then stops a guest that keeps writing.
     """
 
-    def __init__(self, *, limit_file_size: bool = False) -> None:
+    def __init__(
+        self, *, limit_file_size: bool = False, call_host: HostCaller = no_database
+    ) -> None:
+        self._call_host = call_host
         self._engine = make_engine()
         self._linker = wasmtime.Linker(self._engine)
         self._linker.define_wasi()
@@ -116,7 +119,13 @@ class Executor:
         store.set_wasi(self._wasi_config(job))
         store.set_limits(memory_size=job.memory_limit_bytes)
         store.set_epoch_deadline(1)
-        self._state = state = HostState(log_budget=job.stderr_limit)
+        self._state = state = HostState(
+            log_budget=job.stderr_limit,
+            invocation_id=job.invocation_id,
+            function=job.argv[0] if job.argv else "",
+            deadline=time.monotonic() + job.timeout_ms / 1000,
+            call_host=self._call_host,
+        )
         kind, message = OutcomeKind.OK, ""
         exit_code: int | None = 0
         instance: wasmtime.Instance | None = None
@@ -163,6 +172,8 @@ class Executor:
             logs=state.logs,
             message=message,
             duration_ms=(time.perf_counter() - started) * 1000,
+            host_error=state.host_error,
+            last_host_call_failed=state.last_host_call_failed,
         )
 
 

@@ -8,19 +8,26 @@ Signatures (all pointers and lengths are i32 into the guest's exported `memory`)
         HTTP status of the response (100..599). Returns 0, or -1 when out of range.
     set_header(name_ptr: i32, name_len: i32, value_ptr: i32, value_len: i32) -> i32
         Adds a response header. Returns 0, or -1 for an invalid name or value.
+    db_query(sql_ptr: i32, sql_len: i32, params_ptr: i32, params_len: i32) -> i32
+        Runs one SQL statement with a JSON array of parameters ($1, $2, ...), committed
+        on its own. Returns the length of the result JSON the host now holds
+        ({"rows": [...], "row_count": n} or {"error": {"type", "message"}}), or -1.
+    db_result(buf_ptr: i32, buf_len: i32) -> i32
+        Copies that result JSON into the buffer; the number of bytes copied, or -1.
 
 `guest/wasmlet.h` declares the same for C.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import wasmtime
 
-from wasmlet.runtime.outcome import LogLevel
+from wasmlet.runtime.outcome import HostCall, LogLevel
 
 HOST_MODULE = "wasmlet"
 MAX_LOG_LINE = 8192
@@ -32,15 +39,38 @@ _FORBIDDEN_HEADERS = frozenset(
 )
 
 
+HostCaller = Callable[[HostCall], bytes]
+
+
+def no_database(call: HostCall) -> bytes:
+    return json.dumps(
+        {"error": {"type": "db_unavailable", "message": "no database in this runtime"}}
+    ).encode()
+
+
 @dataclass
 class HostState:
     """What the host functions of one invocation have recorded."""
 
     log_budget: int
+    invocation_id: str = ""
+    function: str = ""
+    deadline: float = 0.0
+    call_host: HostCaller = no_database
     status: int | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     logs: list[tuple[LogLevel, str]] = field(default_factory=list)
     logs_truncated: bool = False
+    db_result: bytes = b""
+    host_error: tuple[str, str] | None = None
+    last_host_call_failed: bool = False
+
+    def record_result(self, result: bytes) -> None:
+        self.db_result = result
+        self.last_host_call_failed = result.startswith(b'{"error"')
+        if self.last_host_call_failed:
+            detail = json.loads(result)["error"]
+            self.host_error = (str(detail["type"]), str(detail["message"]))
 
     def add_log(self, level: LogLevel, line: str) -> None:
         if self.log_budget <= 0:
@@ -92,8 +122,55 @@ def define_host_functions(linker: wasmtime.Linker, state: Callable[[], HostState
         current.headers.append((text_name, text_value))
         return 0
 
+    def db_query(caller: wasmtime.Caller, sp: int, sl: int, pp: int, pl: int) -> int:
+        sql, raw_params = _read(caller, sp, sl), _read(caller, pp, pl)
+        if sql is None or raw_params is None:
+            return -1
+        current = state()
+        try:
+            params = json.loads(raw_params) if raw_params.strip() else []
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            params, problem = None, f"params are not JSON: {exc}"
+        else:
+            problem = "" if isinstance(params, list) else "params must be a JSON array"
+        if problem:
+            result = json.dumps({"error": {"type": "query_error", "message": problem}}).encode()
+        else:
+            assert isinstance(params, list)
+            call = HostCall(
+                "db_query", current.invocation_id, current.function,
+                sql.decode("utf-8", "replace"), params, current.deadline,
+            )  # fmt: skip
+            result = current.call_host(call)
+        current.record_result(result)
+        return len(result)
+
+    def db_result(caller: wasmtime.Caller, ptr: int, length: int) -> int:
+        ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
+        memory = caller.get("memory")
+        data = state().db_result[:length]
+        if not isinstance(memory, wasmtime.Memory) or ptr + len(data) > memory.data_len(caller):
+            return -1
+        if data:
+            memory.write(caller, data, ptr)
+        return len(data)
+
     linker.define_func(
         HOST_MODULE, "log", wasmtime.FuncType([i32, i32, i32], [i32]), log, access_caller=True
+    )
+    linker.define_func(
+        HOST_MODULE,
+        "db_query",
+        wasmtime.FuncType([i32, i32, i32, i32], [i32]),
+        db_query,
+        access_caller=True,
+    )
+    linker.define_func(
+        HOST_MODULE,
+        "db_result",
+        wasmtime.FuncType([i32, i32], [i32]),
+        db_result,
+        access_caller=True,
     )
     linker.define_func(HOST_MODULE, "set_status", wasmtime.FuncType([i32], [i32]), set_status)
     linker.define_func(

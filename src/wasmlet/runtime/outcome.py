@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class OutcomeKind(StrEnum):
@@ -42,6 +43,18 @@ class Job:
     stderr_limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class HostCall:
+    """A request from a guest's host import that the server answers (db_query)."""
+
+    kind: str
+    invocation_id: str
+    function: str
+    sql: str
+    params: list[Any]
+    deadline: float  # time.monotonic(), shared by every process on the machine
+
+
 @dataclass(slots=True)
 class Outcome:
     kind: OutcomeKind
@@ -54,6 +67,8 @@ class Outcome:
     logs: list[tuple[LogLevel, str]] = field(default_factory=list)
     message: str = ""
     duration_ms: float = 0.0
+    host_error: tuple[str, str] | None = None  # the latest failed host call: (type, message)
+    last_host_call_failed: bool = False
 
     @property
     def ok(self) -> bool:

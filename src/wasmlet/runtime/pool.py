@@ -25,14 +25,21 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
+from wasmlet.runtime.host import no_database
+from wasmlet.runtime.outcome import HostCall, Job, Outcome, OutcomeKind
 from wasmlet.runtime.worker import READY
 
 WorkerEvent = Callable[[str, int, str], None]
 """Called with (event, pid, reason): event is "started", "crashed" or "killed"."""
+HostCallHandler = Callable[[HostCall], Awaitable[bytes]]
+"""Answers a guest's host call (db_query) on the server's side."""
+
+
+async def _no_host_calls(call: HostCall) -> bytes:
+    return no_database(call)
 
 
 @dataclass(eq=False)
@@ -58,12 +65,15 @@ class WorkerPool:
         *,
         grace_s: float = 1.0,
         on_event: WorkerEvent | None = None,
+        host_calls: HostCallHandler = _no_host_calls,
     ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         self.size = size
         self._grace_s = grace_s
         self._on_event = on_event or (lambda event, pid, reason: None)
+        self._host_calls = host_calls
+        self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._workers: set[_Worker] = set()
         self._idle: deque[_Worker] = deque()
@@ -196,13 +206,28 @@ class WorkerPool:
                 self._on_event("started", worker.pid, "")
                 self._release(worker)
             return
+        message = pickle.loads(data)
+        if isinstance(message, HostCall):
+            task = asyncio.get_running_loop().create_task(self._answer(worker, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         pending, worker.pending = worker.pending, None
         if worker.watchdog is not None:
             worker.watchdog.cancel()
             worker.watchdog = None
         if pending is not None and not pending.done():
-            pending.set_result(pickle.loads(data))
+            pending.set_result(message)
         self._release(worker)
+
+    async def _answer(self, worker: _Worker, call: HostCall) -> None:
+        reply = await self._host_calls(call)
+        if worker.alive and worker.writer is not None:
+            try:
+                worker.writer.write(_frame(reply))
+                await worker.writer.drain()
+            except (ConnectionError, OSError):
+                pass  # the reader notices the dead worker
 
     def _exit_reason(self, worker: _Worker) -> str:
         try:

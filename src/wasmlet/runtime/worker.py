@@ -12,14 +12,20 @@ import sys
 from multiprocessing.connection import Connection
 
 from wasmlet.runtime.executor import Executor
-from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
+from wasmlet.runtime.outcome import HostCall, Job, Outcome, OutcomeKind
 
 READY = b"ready"
 
 
 def worker_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with Executor(limit_file_size=True) as executor:
+
+    def call_host(call: HostCall) -> bytes:
+        """Ask the server and wait for its answer (the guest is blocked meanwhile)."""
+        conn.send_bytes(pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL))
+        return conn.recv_bytes()
+
+    with Executor(limit_file_size=True, call_host=call_host) as executor:
         conn.send_bytes(READY)
         while True:
             try:

@@ -20,7 +20,7 @@ class Store(ABC):
     dialect: str
 
     def __init__(self) -> None:
-        self._queries = load_queries()
+        self._queries = load_queries(self.dialect)
 
     def sql(self, name: str) -> str:
         return self._queries[name]

@@ -7,11 +7,13 @@ from pathlib import Path
 from wasmlet.store.base import Store
 
 
-def open_store(database_url: str | None, default_sqlite_path: Path) -> Store:
+def open_store(
+    database_url: str | None, default_sqlite_path: Path, *, schema: str = "wasmlet"
+) -> Store:
     if database_url and database_url.startswith(("postgresql://", "postgres://")):
         from wasmlet.store.postgres import PostgresStore
 
-        return PostgresStore(database_url)
+        return PostgresStore(database_url, schema=schema)
     if database_url and database_url.startswith("sqlite:///"):
         from wasmlet.store.sqlite import SqliteStore
 

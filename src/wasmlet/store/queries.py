@@ -19,8 +19,22 @@ class Migration:
 
 
 @cache
-def load_queries() -> dict[str, str]:
-    text = resources.files("wasmlet.store").joinpath("sql/queries.sql").read_text("utf-8")
+def load_queries(dialect: str | None = None) -> dict[str, str]:
+    """The shared named queries, with a dialect's own versions (`sql/<dialect>/queries.sql`)."""
+    root = resources.files("wasmlet.store").joinpath("sql")
+    queries = _parse(root.joinpath("queries.sql").read_text("utf-8"))
+    if dialect is not None:
+        override = root.joinpath(dialect, "queries.sql")
+        if override.is_file():
+            own = _parse(override.read_text("utf-8"))
+            unknown = set(own) - set(queries)
+            if unknown:
+                raise RuntimeError(f"{dialect} overrides unknown queries: {sorted(unknown)}")
+            queries.update(own)
+    return queries
+
+
+def _parse(text: str) -> dict[str, str]:
     parts = _NAME.split(text)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 

@@ -50,3 +50,62 @@ DELETE FROM function_versions WHERE name = :name;
 SELECT DISTINCT v.module_key
 FROM functions f
 JOIN function_versions v ON v.name = f.name AND v.version = f.version;
+
+-- name: enqueue_job
+INSERT INTO jobs (id, function_name, trigger_kind, payload, status, attempts, run_at,
+                  created_at, updated_at)
+VALUES (:id, :function_name, :trigger_kind, :payload, 'queued', 0, :run_at, :now, :now)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: claim_jobs
+UPDATE jobs
+SET status = 'running', locked_by = :node, locked_until = :until,
+    attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs WHERE status = 'queued' AND run_at <= :now
+    ORDER BY run_at, created_at LIMIT :limit
+)
+RETURNING id, function_name, trigger_kind, payload, attempts, created_at;
+
+-- name: complete_job
+UPDATE jobs
+SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = :now,
+    updated_at = :now
+WHERE id = :id AND locked_by = :node;
+
+-- name: fail_job
+UPDATE jobs
+SET status = 'failed', locked_by = NULL, locked_until = NULL, last_error_type = :error_type,
+    last_error = :error, first_failed_at = COALESCE(first_failed_at, :now),
+    finished_at = :now, updated_at = :now
+WHERE id = :id AND locked_by = :node;
+
+-- name: release_job
+UPDATE jobs
+SET status = 'queued', locked_by = NULL, locked_until = NULL, run_at = :run_at,
+    attempts = attempts - 1, updated_at = :now
+WHERE id = :id AND locked_by = :node;
+
+-- name: extend_leases
+UPDATE jobs SET locked_until = :until WHERE status = 'running' AND locked_by = :node;
+
+-- name: requeue_expired
+UPDATE jobs
+SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = :now
+WHERE status = 'running' AND locked_until < :now;
+
+-- name: requeue_all_running
+UPDATE jobs
+SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = :now
+WHERE status = 'running';
+
+-- name: get_job
+SELECT id, function_name, trigger_kind, payload, status, attempts, run_at, last_error_type,
+       last_error, created_at, updated_at, first_failed_at, finished_at
+FROM jobs WHERE id = :id;
+
+-- name: count_jobs
+SELECT status, COUNT(*) AS n FROM jobs GROUP BY status;
+
+-- name: oldest_queued_job
+SELECT MIN(created_at) AS oldest FROM jobs WHERE status = 'queued';

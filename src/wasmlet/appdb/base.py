@@ -1,0 +1,129 @@
+"""The application database interface and its result and error values."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import hashlib
+import json
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+TRIGGER_PREFIX = "_wasmlet_"
+EVENTS = ("INSERT", "UPDATE", "DELETE")
+
+
+class QueryErrorType(StrEnum):
+    QUERY_ERROR = "query_error"
+    DB_UNAVAILABLE = "db_unavailable"
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    FORBIDDEN = "forbidden"
+
+
+class QueryError(Exception):
+    def __init__(self, error_type: QueryErrorType, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+    def to_json(self) -> bytes:
+        return json.dumps({"error": {"type": self.error_type, "message": self.message}}).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    seq: int
+    event_id: str
+    function_name: str
+    op: str
+    schema_name: str
+    table_name: str
+    record: Any
+    old_record: Any
+    created_at: float
+
+    def payload(self) -> dict[str, Any]:
+        """Shaped like Supabase's database webhooks, plus the id for idempotency."""
+        return {
+            "id": self.event_id,
+            "type": self.op,
+            "table": self.table_name,
+            "schema": self.schema_name,
+            "record": self.record,
+            "old_record": self.old_record,
+            "committed_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef:
+    schema: str
+    table: str
+
+
+class AppDatabase(ABC):
+    dialect: str
+    default_schema: str
+
+    @abstractmethod
+    def query(self, sql: str, params: list[Any], deadline: float, max_bytes: int) -> bytes:
+        """Run one statement and commit; the result JSON, or raise QueryError."""
+
+    @abstractmethod
+    def table_exists(self, ref: TableRef) -> bool: ...
+
+    @abstractmethod
+    def install_trigger(self, function: str, ref: TableRef, events: list[str]) -> None: ...
+
+    @abstractmethod
+    def drop_triggers(self, function: str) -> int:
+        """Drop every capture trigger of `function`; how many there were."""
+
+    @abstractmethod
+    def trigger_names(self) -> list[str]:
+        """Every capture trigger installed, for checks and tests."""
+
+    @abstractmethod
+    def fetch_outbox(self, limit: int) -> list[OutboxEvent]: ...
+
+    @abstractmethod
+    def delete_outbox(self, seqs: list[int]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def encode_rows(columns: list[str], rows: list[tuple[Any, ...]], max_bytes: int) -> bytes:
+    body = json.dumps(
+        {"rows": [dict(zip(columns, row, strict=True)) for row in rows], "row_count": len(rows)},
+        default=_json_default,
+    ).encode()
+    if len(body) > max_bytes:
+        raise QueryError(QueryErrorType.TOO_LARGE, f"result over {max_bytes} bytes")
+    return body
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def trigger_name(function: str, ref: TableRef) -> str:
+    """Short and unique per (function, table): PostgreSQL cuts names at 63 bytes."""
+    fn = hashlib.sha256(function.encode()).hexdigest()[:12]
+    table = hashlib.sha256(f"{ref.schema}.{ref.table}".encode()).hexdigest()[:12]
+    return f"{TRIGGER_PREFIX}{fn}_{table}"
+
+
+def function_trigger_prefix(function: str) -> str:
+    return f"{TRIGGER_PREFIX}{hashlib.sha256(function.encode()).hexdigest()[:12]}_"

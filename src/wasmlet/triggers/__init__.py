@@ -1,0 +1,1 @@
+"""How invocations start besides HTTP: database changes, schedules, the durable queue."""
