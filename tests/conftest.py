@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from tests.support.postgres import ADMIN_URL
 from tests.support.server import ServerProcess, running_server
+from wasmlet.store.base import Store
+from wasmlet.store.postgres import PostgresStore
+from wasmlet.store.sqlite import SqliteStore
 
 SESSION_SERVER_ENV = {
     "WASMLET_MAX_PAYLOAD_BYTES": str(1024 * 1024),
@@ -44,3 +50,19 @@ def fname(request: pytest.FixtureRequest) -> str:
     base = request.node.name.lower().replace("[", "-").replace("]", "")
     cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in base)
     return f"t{next(_names)}-{cleaned}"[:60].rstrip("-_")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The platform store on both backends: a SQLite file, a throwaway PostgreSQL schema."""
+    if request.param == "sqlite":
+        with SqliteStore(tmp_path / "platform.db") as sqlite_store:
+            yield sqlite_store
+        return
+    schema = f"wasmlet_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with PostgresStore(ADMIN_URL, schema=schema) as pg_store:
+            yield pg_store
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -7,6 +7,7 @@ log field) and whether retrying can help, so those four never disagree::
     FunctionError                      500 function_error (root; never raised itself)
     ├── ClientError                    4xx: the request is wrong, retrying cannot help
     │   ├── InvalidWasm                400 invalid_wasm
+    │   ├── InvalidSource              400 invalid_source (JavaScript that cannot be deployed)
     │   ├── InvalidName                400 invalid_name
     │   ├── InvalidTrigger             400 invalid_trigger
     │   ├── InvalidConfig              400 invalid_config
@@ -38,6 +39,7 @@ class FunctionError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "function_error"
     retriable: ClassVar[bool] = False
+    default_retry_after: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -49,7 +51,7 @@ class FunctionError(Exception):
     ) -> None:
         self.message = message or (type(self).__doc__ or "").strip().splitlines()[0]
         self.function = function
-        self.retry_after = retry_after
+        self.retry_after = retry_after if retry_after is not None else self.default_retry_after
         self.request_id = request_id
         super().__init__(self.message)
 
@@ -70,6 +72,12 @@ class InvalidWasm(ClientError):
     """Invalid WebAssembly module"""
 
     type = "invalid_wasm"
+
+
+class InvalidSource(ClientError):
+    """Invalid function source"""
+
+    type = "invalid_source"
 
 
 class InvalidName(ClientError):
@@ -130,6 +138,7 @@ class TooManyRequests(ClientError):
     status = 429
     type = "too_many_requests"
     retriable = True
+    default_retry_after = 1
 
 
 class ServerError(FunctionError):
@@ -174,6 +183,7 @@ class DbUnavailable(ServerError):
     status = 503
     type = "db_unavailable"
     retriable = True
+    default_retry_after = 1
 
 
 class FunctionTimeout(ServerError):

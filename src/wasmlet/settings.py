@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     max_query_result_bytes: int = Field(1024 * 1024, ge=1024)
     db_breaker_cooldown_s: float = Field(2.0, gt=0)
     dispatch_poll_ms: int = Field(20, ge=1)
+    job_lease_s: float = Field(30.0, gt=0)
     dispatch_concurrency: int | None = Field(None, ge=1)
     log_level: str = "info"
 

@@ -119,7 +119,9 @@ class Services:
             modules_recompiled=recompiled,
             workers=settings.workers,
         )
-        queue = JobQueue(store, node=uuid.uuid4().hex, clock=time.time)
+        queue = JobQueue(
+            store, node=uuid.uuid4().hex, clock=time.time, lease_s=settings.job_lease_s
+        )
         if store.dialect == "sqlite":
             queue.requeue_all_running()  # one node per SQLite file: nothing else runs them
         dispatcher = Dispatcher(

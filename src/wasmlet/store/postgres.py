@@ -17,9 +17,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from wasmlet.errors import DbUnavailable
 from wasmlet.store.base import Row, Store
 from wasmlet.store.queries import Migration
 
+CONNECT_TIMEOUT_S = 2
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
@@ -33,40 +35,64 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, schema: str = "wasmlet") -> None:
         super().__init__()
         self.schema = schema
-        self._conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
-        self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        self._url = url
         self._translated = {name: to_psycopg(text) for name, text in self._queries.items()}
         self._lock = threading.RLock()
-        self._depth = 0
+        self._conn = self._connect()
+        self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+    def _connect(self) -> psycopg.Connection[Row]:
+        try:
+            conn = psycopg.connect(
+                self._url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        except psycopg.OperationalError as exc:
+            raise DbUnavailable(f"Database unavailable: {_first_line(exc)}") from exc
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        return conn
+
+    @property
+    def _live(self) -> psycopg.Connection[Row]:
+        if self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+        return self._conn
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            if self._conn.broken or self._conn.closed:
+                raise DbUnavailable(f"Database unavailable: {_first_line(exc)}") from exc
+            raise
 
     def sql(self, name: str) -> str:
         return self._translated[name]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock, self._conn.transaction():
+        with self._lock, self._unavailable_as_error(), self._live.transaction():
             yield
 
     def execute(self, query: str, /, **params: Any) -> int:
-        with self._lock:
-            return self._conn.execute(self.sql(query), params).rowcount
+        with self._lock, self._unavailable_as_error():
+            return self._live.execute(self.sql(query), params).rowcount
 
     def fetch_one(self, query: str, /, **params: Any) -> Row | None:
-        with self._lock:
-            return self._conn.execute(self.sql(query), params).fetchone()
+        with self._lock, self._unavailable_as_error():
+            return self._live.execute(self.sql(query), params).fetchone()
 
     def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
-        with self._lock:
-            return self._conn.execute(self.sql(query), params).fetchall()
+        with self._lock, self._unavailable_as_error():
+            return self._live.execute(self.sql(query), params).fetchall()
 
     def applied_migrations(self) -> set[int]:
         with self._lock:
-            self._conn.execute(
+            self._live.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                 "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
             )
-            rows = self._conn.execute("SELECT version FROM schema_migrations").fetchall()
+            rows = self._live.execute("SELECT version FROM schema_migrations").fetchall()
         return {row["version"] for row in rows}
 
     def _apply(self, migration: Migration) -> None:
@@ -80,3 +106,8 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

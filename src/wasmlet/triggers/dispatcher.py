@@ -24,7 +24,7 @@ from wasmlet.triggers.database import relay_outbox
 from wasmlet.triggers.queue import Job, JobQueue
 
 Clock = Callable[[], float]
-LEASE_RENEW_S = 5.0
+LEASE_RENEW_FRACTION = 0.2
 OVERFLOW_DELAY_S = 0.05
 
 
@@ -149,7 +149,7 @@ class Dispatcher:
 
     async def _leases(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_RENEW_S)
+            await asyncio.sleep(self._queue.lease_s * LEASE_RENEW_FRACTION)
             try:
                 await asyncio.to_thread(self._queue.extend_leases)
                 requeued = await asyncio.to_thread(self._queue.requeue_expired)
