@@ -93,3 +93,16 @@ def test_old_failures_leave_the_window() -> None:
     breaker.record(False)
     assert state(breaker) is BreakerState.CLOSED
     assert breaker.error_rate() == 1.0
+
+
+def test_an_abandoned_probe_lets_the_next_one_through() -> None:
+    clock = Clock()
+    breaker, _ = make(clock)
+    for _ in range(4):
+        breaker.record(False)
+    clock.now += 31
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.abandon()
+    assert breaker.allow()
+    assert state(breaker) is BreakerState.HALF_OPEN

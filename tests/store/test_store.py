@@ -29,6 +29,8 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
         "triggers": "[]", "enabled": True, "version": 1, "module_key": "k", "id": "j",
         "function_name": "f", "trigger_kind": "database", "payload": b"{}", "run_at": 1.0,
         "node": "n", "until": 2.0, "limit": 5, "error_type": "timeout", "error": "e",
+        "request_meta": None, "result_status": 200, "result_body": b"", "reason": "r",
+        "function": None, "offset": 0,
     }  # fmt: skip
     for name in load_queries(store.dialect):
         with store.transaction():

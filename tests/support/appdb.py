@@ -33,6 +33,13 @@ class Backend:
             cursor = pg_conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
+    @property
+    def now_sql(self) -> str:
+        """SQL for the current wall-clock time in epoch seconds."""
+        if self.pg is None:
+            return "((julianday('now') - 2440587.5) * 86400.0)"
+        return "extract(epoch FROM clock_timestamp())"
+
     def event_field(self, path: str, cast_int: bool = False) -> str:
         """SQL reading `path` (record.id, id, ...) from the event JSON bound as $1."""
         if self.pg is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wasmlet.store.base import Store
-from wasmlet.triggers.queue import JobQueue, JobStatus, NewJob
+from wasmlet.triggers.queue import DeadLetterFilter, DeadReason, JobQueue, JobStatus, NewJob
 
 
 class Clock:
@@ -42,11 +42,14 @@ def test_claim_complete_fail(store: Store, clock: Clock) -> None:
     queue.enqueue(jobs(3))
     claimed = queue.claim(2)
     assert len(claimed) == 2 and all(job.attempts == 1 for job in claimed)
-    queue.complete(claimed[0].id)
-    queue.fail(claimed[1].id, "timeout", "Function timeout after 10s")
+    queue.complete(claimed[0].id, version=1, result_status=200, result_body=b"ok")
+    queue.bury(
+        claimed[1].id, reason=DeadReason.NON_RETRIABLE, error_type="function_error",
+        error="exited with code 1", version=1,
+    )  # fmt: skip
     assert queue.status_of(claimed[0].id) is JobStatus.DONE
-    assert queue.status_of(claimed[1].id) is JobStatus.FAILED
-    assert queue.counts() == {"done": 1, "failed": 1, "queued": 1}
+    assert queue.status_of(claimed[1].id) is JobStatus.DEAD
+    assert queue.counts() == {"done": 1, "dead": 1, "queued": 1}
 
 
 def test_future_jobs_wait_for_their_time(store: Store, clock: Clock) -> None:
@@ -80,7 +83,7 @@ def test_expired_leases_go_back_to_the_queue(store: Store, clock: Clock) -> None
     reclaimed = alive.claim(5)
     assert sorted(job.id for job in reclaimed) == ["e0", "e1"]
     assert all(job.attempts == 2 for job in reclaimed)
-    dead.complete("e0")  # a late answer from the dead node changes nothing
+    dead.complete("e0", version=1, result_status=200, result_body=b"")  # too late: ignored
     assert alive.status_of("e0") is JobStatus.RUNNING
 
 
@@ -92,3 +95,54 @@ def test_extended_leases_do_not_expire(store: Store, clock: Clock) -> None:
         clock.now += 8
         queue.extend_leases()
         assert queue.requeue_expired() == 0
+
+
+def test_retry_schedules_the_next_attempt_and_keeps_the_first_failure(
+    store: Store, clock: Clock
+) -> None:
+    queue = queue_of(store, "a", clock)
+    queue.enqueue(jobs(1))
+    (job,) = queue.claim(1)
+    queue.retry(job.id, delay_s=5, error_type="timeout", error="t1", version=2)
+    first_failure = clock.now
+    assert queue.claim(1) == []
+    clock.now += 5
+    (again,) = queue.claim(1)
+    assert again.attempts == 2
+    queue.retry(again.id, delay_s=1, error_type="timeout", error="t2", version=2)
+    row = queue.get(job.id)
+    assert row is not None
+    assert row["first_failed_at"] == first_failure
+    assert row["last_failed_at"] == clock.now
+    assert row["last_error"] == "t2"
+
+
+def _bury_all(queue: JobQueue, function: str, error_type: str, n: int, clock: Clock) -> None:
+    queue.enqueue([NewJob(f"{function}-{i}", function, "database", b"{}") for i in range(n)])
+    for job in queue.claim(n):
+        queue.bury(
+            job.id, reason=DeadReason.MAX_RETRIES_EXCEEDED, error_type=error_type,
+            error="boom", version=1,
+        )  # fmt: skip
+
+
+def test_dead_letters_list_filter_redrive_and_purge(store: Store, clock: Clock) -> None:
+    queue = queue_of(store, "a", clock)
+    _bury_all(queue, "f", "timeout", 3, clock)
+    _bury_all(queue, "g", "memory_limit_exceeded", 2, clock)
+    everything, total = queue.dead_letters(DeadLetterFilter())
+    assert total == 5 and len(everything) == 5
+    only_f, total_f = queue.dead_letters(DeadLetterFilter(function="f"))
+    assert total_f == 3 and {row["function_name"] for row in only_f} == {"f"}
+    memory, _ = queue.dead_letters(DeadLetterFilter(error_type="memory_limit_exceeded"))
+    assert {row["id"] for row in memory} == {"g-0", "g-1"}
+    page, _ = queue.dead_letters(DeadLetterFilter(), limit=2, offset=4)
+    assert len(page) == 1
+
+    assert queue.redrive(DeadLetterFilter(id="f-0")) == 1
+    (again,) = queue.claim(5)
+    assert again.id == "f-0" and again.attempts == 1  # a fresh retry budget
+    assert queue.redrive(DeadLetterFilter(function="g")) == 2
+    assert queue.purge(DeadLetterFilter(function="f")) == 2
+    assert queue.dead_letters(DeadLetterFilter())[1] == 0
+    assert queue.counts() == {"queued": 2, "running": 1}

@@ -15,6 +15,7 @@ from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from wasmlet.reliability.breakers import FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
 from wasmlet.runtime.compiler import ModuleCompiler
@@ -110,6 +111,16 @@ class Services:
                 max_response_bytes=settings.max_response_bytes,
                 max_log_bytes=settings.max_log_bytes,
                 retry_after_s=settings.retry_after_s,
+            ),
+            FunctionBreakers(
+                BreakerPolicy(
+                    failure_rate=settings.breaker_failure_rate,
+                    window_s=settings.breaker_window_s,
+                    min_calls=settings.breaker_min_calls,
+                    cooldown_s=settings.breaker_cooldown_s,
+                ),
+                clock=time.monotonic,
+                metrics=metrics,
             ),
         )
         log.info(

@@ -56,6 +56,28 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.breaker_state = Gauge(
+            "functions_circuit_state",
+            "Circuit breaker state per function: 0 closed, 1 half-open, 2 open",
+            ["name"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "functions_circuit_transitions",
+            "Circuit breaker state changes, by the state entered",
+            ["name", "state"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "functions_retries", "Asynchronous attempts scheduled again", ["name", "error_type"],
+            registry=r,
+        )  # fmt: skip
+        self.dead_letters = Counter(
+            "functions_dead_letters",
+            "Invocations moved to the dead letter queue",
+            ["name", "reason"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "functions_in_flight", "Invocations admitted and running", registry=r
         )

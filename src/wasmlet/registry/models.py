@@ -13,6 +13,30 @@ from wasmlet.errors import InvalidConfig
 ContentType = Literal["application/json", "text/plain", "application/octet-stream"]
 
 
+class RetryConfig(BaseModel):
+    """Retries of asynchronous invocations (database events, schedules, async HTTP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int = Field(3, ge=0, le=20)
+    backoff_ms: int = Field(1000, ge=0, le=3_600_000)
+    multiplier: float = Field(2.0, ge=1.0, le=10.0)
+    max_backoff_ms: int = Field(60_000, ge=0, le=86_400_000)
+    jitter: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class BreakerConfig(BaseModel):
+    """Per-function circuit breaker; a None field takes the operator's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    failure_rate: float | None = Field(None, gt=0.0, lt=1.0)
+    window_s: float | None = Field(None, gt=0)
+    min_calls: int | None = Field(None, ge=1)
+    cooldown_s: float | None = Field(None, gt=0)
+
+
 class FunctionConfig(BaseModel):
     """What a user may set per function; None means the operator's default."""
 
@@ -25,6 +49,8 @@ class FunctionConfig(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     content_type: ContentType | None = None
     response_content_type: str = "text/plain; charset=utf-8"
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    circuit_breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
     @classmethod
     def parse(cls, raw: object) -> FunctionConfig:

@@ -59,6 +59,11 @@ class CircuitBreaker:
         self._probe_out = True
         return True
 
+    def abandon(self) -> None:
+        """An allowed call that never ran: free the probe slot without a verdict."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._probe_out = False
+
     def retry_after(self) -> float:
         if self.state is not BreakerState.OPEN:
             return 0.0

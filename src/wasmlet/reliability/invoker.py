@@ -9,24 +9,28 @@ counts and logs every invocation, whatever its outcome.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from wasmlet.errors import (
+    CircuitOpen,
     DbUnavailable,
     FunctionError,
     FunctionTimeout,
     HostFunctionError,
     MemoryLimitExceeded,
     RuntimeCrash,
+    ServerError,
     TooManyRequests,
     UserCodeError,
 )
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionRecord
+from wasmlet.reliability.breakers import FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 from wasmlet.runtime.pool import WorkerPool
@@ -56,6 +60,7 @@ class InvocationRequest:
     query: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     user_id: str | None = None
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,9 @@ class Invoker:
         limiter: ConcurrencyLimiter,
         metrics: Metrics,
         defaults: RuntimeDefaults,
+        breakers: FunctionBreakers,
     ) -> None:
+        self.breakers = breakers
         self._pool = pool
         self._limiter = limiter
         self._metrics = metrics
@@ -98,6 +105,17 @@ class Invoker:
             )  # fmt: skip
             self._record(request, started, error=refused, outcome=None)
             raise refused
+        breaker = self.breakers.get(function.name, function.config.circuit_breaker)
+        if breaker is not None and not breaker.allow():
+            permit.release()
+            wait = max(1, math.ceil(breaker.retry_after()))
+            refused_open = CircuitOpen(
+                f"Circuit open: {function.name} is failing; retry in {wait}s",
+                function=function.name,
+                retry_after=wait,
+            )
+            self._record(request, started, error=refused_open, outcome=None)
+            raise refused_open
         self._metrics.in_flight.inc()
         try:
             timeout_ms = self.timeout_ms(function)
@@ -109,6 +127,11 @@ class Invoker:
             permit.release()
             self._metrics.in_flight.dec()
         failure = self._error_for(function, outcome)
+        if breaker is not None:
+            if outcome.ran:
+                breaker.record(not isinstance(failure, ServerError))
+            else:
+                breaker.abandon()  # capacity, not the function: no verdict either way
         self._record(request, started, error=failure, outcome=outcome)
         if failure is not None:
             raise failure
@@ -223,6 +246,7 @@ class Invoker:
             "function": name,
             "version": request.function.version,
             "trigger": request.trigger,
+            "attempt": request.attempt,
             "status": status,
             "duration_ms": round(duration_s * 1000, 3),
             "user_id": request.user_id,

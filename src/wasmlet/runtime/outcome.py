@@ -69,6 +69,7 @@ class Outcome:
     duration_ms: float = 0.0
     host_error: tuple[str, str] | None = None  # the latest failed host call: (type, message)
     last_host_call_failed: bool = False
+    ran: bool = True  # False when no worker was free in time: the guest never started
 
     @property
     def ok(self) -> bool:

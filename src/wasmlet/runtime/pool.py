@@ -117,7 +117,9 @@ class WorkerPool:
         try:
             worker = await self._acquire(wait_until)
         except TimeoutError:
-            return Outcome(OutcomeKind.TIMEOUT, message="no free worker within the timeout")
+            return Outcome(
+                OutcomeKind.TIMEOUT, message="no free worker within the timeout", ran=False
+            )
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[Outcome] = loop.create_future()
         worker.pending = pending

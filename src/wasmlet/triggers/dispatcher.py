@@ -11,21 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
 from wasmlet.appdb.base import AppDatabase
-from wasmlet.errors import FunctionError, FunctionNotFound, TooManyRequests
+from wasmlet.errors import CircuitOpen, FunctionError, FunctionNotFound, TooManyRequests
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.registry import Registry
 from wasmlet.reliability.invoker import InvocationRequest, Invoker
+from wasmlet.reliability.retry import decide
 from wasmlet.triggers.database import relay_outbox
-from wasmlet.triggers.queue import Job, JobQueue
+from wasmlet.triggers.queue import DeadReason, Job, JobQueue
 
 Clock = Callable[[], float]
 LEASE_RENEW_FRACTION = 0.2
 OVERFLOW_DELAY_S = 0.05
+MAX_RESULT_BYTES = 1024 * 1024
+IDLE_POLL_S = 0.25
 
 
 class Dispatcher:
@@ -54,6 +58,8 @@ class Dispatcher:
         self._listen_url = listen_url
         self._channel = channel
         self._wake = asyncio.Event()
+        self._rng = random.Random()
+        self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._log = get_logger("dispatch")
@@ -89,7 +95,7 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(self._poll_s, 0.25))
+                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
             self._wake.clear()
 
     async def _tick(self) -> None:
@@ -105,6 +111,12 @@ class Dispatcher:
                 break
         if moved:
             self._wake.set()
+        if len(self._running) >= self._concurrency:
+            self._sleep_s = IDLE_POLL_S  # a finishing delivery wakes the loop
+            return
+        next_due = await asyncio.to_thread(self._queue.next_due)
+        wait = IDLE_POLL_S if next_due is None else next_due - self._clock()
+        self._sleep_s = min(IDLE_POLL_S, max(0.005, wait))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -114,31 +126,68 @@ class Dispatcher:
         record = await asyncio.to_thread(self._registry.find, job.function_name)
         if record is None or not record.enabled:
             missing = FunctionNotFound(f"Function not found or disabled: {job.function_name}")
-            await asyncio.to_thread(self._queue.fail, job.id, missing.type, missing.message)
-            self._log.error(
-                "event not delivered", function=job.function_name, event_id=job.id,
-                error=f"{missing.status} {missing.message}", error_type=missing.type,
-            )  # fmt: skip
+            await self._bury(job, DeadReason.NON_RETRIABLE, missing, None)
             return
         self._observe_latency(job)
+        meta = job.request_meta or {}
         request = InvocationRequest(
             function=record,
             module_path=self._registry.module_path(record),
             payload=job.payload,
             request_id=job.id,
             trigger=job.trigger_kind,
-            method="POST",
-            headers={"content-type": "application/json"},
+            method=str(meta.get("method", "POST")),
+            path=str(meta.get("path", "/")),
+            query=str(meta.get("query", "")),
+            headers=meta.get("headers") or {"content-type": "application/json"},
+            attempt=job.attempts,
         )
         try:
-            await self._invoker.invoke(request)
+            result = await self._invoker.invoke(request)
         except TooManyRequests:
             await asyncio.to_thread(self._queue.release, job.id, OVERFLOW_DELAY_S)
             return
-        except FunctionError as exc:
-            await asyncio.to_thread(self._queue.fail, job.id, exc.type, exc.message)
+        except CircuitOpen as exc:
+            await asyncio.to_thread(self._queue.release, job.id, float(exc.retry_after or 1))
             return
-        await asyncio.to_thread(self._queue.complete, job.id)
+        except FunctionError as exc:
+            decision = decide(record.config.retry, job.attempts, exc, self._rng)
+            if decision.retry:
+                self._metrics.retries.labels(job.function_name, exc.type).inc()
+                self._log.warning(
+                    "attempt failed; retrying", function=job.function_name, event_id=job.id,
+                    attempt=job.attempts, delay_ms=round(decision.delay_s * 1000, 1),
+                    error=f"{exc.status} {exc.message}", error_type=exc.type,
+                )  # fmt: skip
+                await asyncio.to_thread(
+                    self._queue.retry, job.id, delay_s=decision.delay_s, error_type=exc.type,
+                    error=exc.message, version=record.version,
+                )  # fmt: skip
+            else:
+                assert decision.dead_reason is not None
+                await self._bury(job, decision.dead_reason, exc, record.version)
+            return
+        await asyncio.to_thread(
+            self._queue.complete, job.id, version=record.version,
+            result_status=result.status, result_body=result.body[:MAX_RESULT_BYTES],
+        )  # fmt: skip
+
+    async def _bury(
+        self, job: Job, reason: DeadReason, error: FunctionError, version: int | None
+    ) -> None:
+        message = error.message
+        if reason is DeadReason.MAX_RETRIES_EXCEEDED:
+            message = f"MaxRetriesExceeded after {job.attempts} attempts: {error.message}"
+        await asyncio.to_thread(
+            self._queue.bury, job.id, reason=reason, error_type=error.type, error=message,
+            version=version, result_status=error.status,
+        )  # fmt: skip
+        self._metrics.dead_letters.labels(job.function_name, str(reason)).inc()
+        self._log.error(
+            "moved to the dead letter queue", function=job.function_name, event_id=job.id,
+            attempt=job.attempts, reason=str(reason), error=f"{error.status} {message}",
+            error_type=error.type,
+        )  # fmt: skip
 
     def _observe_latency(self, job: Job) -> None:
         committed_at = _committed_at(job.payload)

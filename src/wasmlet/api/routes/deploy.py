@@ -1,4 +1,4 @@
-"""POST /functions/v1/deploy: JSON with base64 wasm, or a multipart upload."""
+"""POST /functions/v1/deploy: JSON with base64 wasm or JavaScript source, or multipart."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from wasmlet.api.auth import require_service_key
+from wasmlet.api.javascript import package_fields, runtime_of, source_text
 from wasmlet.api.routes.deps import read_body, services_of
 from wasmlet.errors import FunctionError, InvalidConfig, InvalidPayload, InvalidTrigger, InvalidWasm
 from wasmlet.observability.logs import get_logger
@@ -27,10 +28,13 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "required": ["name", "wasm"],
+                    "required": ["name"],
                     "properties": {
                         "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
                         "wasm": {"type": "string", "format": "byte"},
+                        "runtime": {"type": "string", "enum": ["wasm", "javascript"]},
+                        "source": {"type": "string", "description": "JavaScript source"},
+                        "filename": {"type": "string", "description": "for stack traces"},
                         "config": {"type": "object"},
                         "triggers": {"type": "array", "items": {"type": "object"}},
                     },
@@ -39,10 +43,12 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["name", "wasm"],
+                    "required": ["name"],
                     "properties": {
                         "name": {"type": "string"},
                         "wasm": {"type": "string", "format": "binary"},
+                        "runtime": {"type": "string", "enum": ["wasm", "javascript"]},
+                        "source": {"type": "string", "format": "binary"},
                         "config": {"type": "string", "description": "JSON object"},
                         "triggers": {"type": "string", "description": "JSON array"},
                     },
@@ -65,6 +71,8 @@ async def deploy(request: Request) -> JSONResponse:
             await _multipart_fields(request, fields)
         else:
             _json_fields(await read_body(request, MAX_MODULE_BYTES * 2), fields)
+        if fields["runtime"] == "javascript":
+            fields["wasm"] = await run_in_threadpool(package_fields, services, fields)
         record, created = await run_in_threadpool(
             services.registry.deploy,
             fields["name"],
@@ -96,6 +104,13 @@ def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
     if not isinstance(data, dict):
         raise InvalidPayload("Malformed deploy request: expected a JSON object")
     fields["name"] = data.get("name")
+    fields["config"] = data.get("config")
+    fields["triggers"] = data.get("triggers")
+    fields["runtime"] = runtime_of(data.get("runtime"), "source" in data, "wasm" in data)
+    if fields["runtime"] == "javascript":
+        fields["source"] = source_text(data.get("source"))
+        fields["filename"] = data.get("filename")
+        return
     wasm_text = data.get("wasm")
     if not isinstance(wasm_text, str) or not wasm_text:
         raise InvalidWasm("Invalid WASM binary: 'wasm' must be base64 text")
@@ -103,8 +118,6 @@ def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
         fields["wasm"] = base64.b64decode(wasm_text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidWasm("Invalid WASM binary: 'wasm' is not valid base64") from exc
-    fields["config"] = data.get("config")
-    fields["triggers"] = data.get("triggers")
 
 
 async def _multipart_fields(request: Request, fields: dict[str, Any]) -> None:
@@ -113,12 +126,23 @@ async def _multipart_fields(request: Request, fields: dict[str, Any]) -> None:
         await read_body(request, MAX_MODULE_BYTES)
     form = await request.form(max_part_size=MAX_MODULE_BYTES)
     fields["name"] = form.get("name")
+    fields["config"] = _json_field(form.get("config"), "config", InvalidConfig)
+    fields["triggers"] = _json_field(form.get("triggers"), "triggers", InvalidTrigger)
     upload = form.get("wasm")
+    source = form.get("source")
+    fields["runtime"] = runtime_of(form.get("runtime"), source is not None, upload is not None)
+    if fields["runtime"] == "javascript":
+        given = source if source is not None else upload
+        if isinstance(given, UploadFile):
+            fields["filename"] = given.filename
+            fields["source"] = source_text(await given.read())
+        else:
+            fields["filename"] = form.get("filename")
+            fields["source"] = source_text(given)
+        return
     if not isinstance(upload, UploadFile):
         raise InvalidWasm("Invalid WASM binary: the form needs a 'wasm' file")
     fields["wasm"] = await upload.read()
-    fields["config"] = _json_field(form.get("config"), "config", InvalidConfig)
-    fields["triggers"] = _json_field(form.get("triggers"), "triggers", InvalidTrigger)
 
 
 def _json_field(raw: object, field: str, error: type[FunctionError]) -> object:

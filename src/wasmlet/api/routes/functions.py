@@ -29,7 +29,7 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
     record = await run_in_threadpool(services.registry.get, name, cached=False)
-    return record.public_view()
+    return {**record.public_view(), "circuit_breaker": services.invoker.breakers.view(name)}
 
 
 @router.patch(

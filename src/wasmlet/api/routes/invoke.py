@@ -9,8 +9,11 @@ answer the same way if they were.
 from __future__ import annotations
 
 import json
+import uuid
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from wasmlet.api.auth import may_invoke
@@ -19,6 +22,7 @@ from wasmlet.api.routes.deps import read_body, services_of
 from wasmlet.errors import FunctionError, FunctionNotFound, InvalidPayload, Unauthorized
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.invoker import InvocationRequest
+from wasmlet.triggers.queue import HTTP_ASYNC, NewJob
 
 router = APIRouter(tags=["invoke"])
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
@@ -71,6 +75,9 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             name, refused, request_id_of(request.scope), known=record is not None
         )
         raise
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS}
+    if _wants_async(request):
+        return await _enqueue(request, record, payload, path, headers)
     result = await services.invoker.invoke(
         InvocationRequest(
             function=record,
@@ -80,7 +87,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             method=request.method,
             path=path,
             query=request.url.query,
-            headers={k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS},
+            headers=headers,
         )
     )
     response = Response(content=result.body, status_code=result.status)
@@ -92,6 +99,34 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
         ),
     ]
     return response
+
+
+def _wants_async(request: Request) -> bool:
+    prefer = request.headers.get("prefer", "")
+    if any(part.strip().lower() == "respond-async" for part in prefer.split(",")):
+        return True
+    return request.query_params.get("async", "").lower() in ("1", "true", "yes")
+
+
+async def _enqueue(
+    request: Request, record: FunctionRecord, payload: bytes, path: str, headers: dict[str, str]
+) -> Response:
+    """Asynchronous invocation: durable, retried by the function's policy, 202 at once."""
+    services = services_of(request)
+    job_id = request_id_of(request.scope) or str(uuid.uuid4())
+    query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "async")
+    meta = {"method": request.method, "path": path, "query": query, "headers": headers}
+    await run_in_threadpool(
+        services.queue.enqueue,
+        [NewJob(job_id, record.name, HTTP_ASYNC, payload, request_meta=meta)],
+    )
+    services.dispatcher.wake()
+    location = f"/functions/v1/invocations/{job_id}"
+    return JSONResponse(
+        {"invocation_id": job_id, "status": "queued", "location": location},
+        status_code=202,
+        headers={"Location": location},
+    )
 
 
 def _check_payload(record: FunctionRecord, payload: bytes) -> None:

@@ -52,9 +52,10 @@ FROM functions f
 JOIN function_versions v ON v.name = f.name AND v.version = f.version;
 
 -- name: enqueue_job
-INSERT INTO jobs (id, function_name, trigger_kind, payload, status, attempts, run_at,
-                  created_at, updated_at)
-VALUES (:id, :function_name, :trigger_kind, :payload, 'queued', 0, :run_at, :now, :now)
+INSERT INTO jobs (id, function_name, trigger_kind, payload, request_meta, status, attempts,
+                  run_at, created_at, updated_at)
+VALUES (:id, :function_name, :trigger_kind, :payload, :request_meta, 'queued', 0, :run_at,
+        :now, :now)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: claim_jobs
@@ -65,19 +66,30 @@ WHERE id IN (
     SELECT id FROM jobs WHERE status = 'queued' AND run_at <= :now
     ORDER BY run_at, created_at LIMIT :limit
 )
-RETURNING id, function_name, trigger_kind, payload, attempts, created_at;
+RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;
 
 -- name: complete_job
 UPDATE jobs
 SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = :now,
-    updated_at = :now
+    updated_at = :now, result_status = :result_status, result_body = :result_body,
+    function_version = :version, dead_reason = NULL
 WHERE id = :id AND locked_by = :node;
 
--- name: fail_job
+-- name: retry_job
 UPDATE jobs
-SET status = 'failed', locked_by = NULL, locked_until = NULL, last_error_type = :error_type,
-    last_error = :error, first_failed_at = COALESCE(first_failed_at, :now),
-    finished_at = :now, updated_at = :now
+SET status = 'queued', locked_by = NULL, locked_until = NULL, run_at = :run_at,
+    last_error_type = :error_type, last_error = :error,
+    first_failed_at = COALESCE(first_failed_at, :now), last_failed_at = :now,
+    function_version = :version, updated_at = :now
+WHERE id = :id AND locked_by = :node;
+
+-- name: bury_job
+UPDATE jobs
+SET status = 'dead', locked_by = NULL, locked_until = NULL, dead_reason = :reason,
+    last_error_type = :error_type, last_error = :error,
+    first_failed_at = COALESCE(first_failed_at, :now), last_failed_at = :now,
+    function_version = :version, result_status = :result_status, finished_at = :now,
+    updated_at = :now
 WHERE id = :id AND locked_by = :node;
 
 -- name: release_job
@@ -100,9 +112,45 @@ SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = :now
 WHERE status = 'running';
 
 -- name: get_job
-SELECT id, function_name, trigger_kind, payload, status, attempts, run_at, last_error_type,
-       last_error, created_at, updated_at, first_failed_at, finished_at
+SELECT id, function_name, function_version, trigger_kind, payload, request_meta, status,
+       attempts, run_at, dead_reason, last_error_type, last_error, result_status, result_body,
+       created_at, updated_at, first_failed_at, last_failed_at, finished_at
 FROM jobs WHERE id = :id;
+
+-- name: next_due_job
+SELECT MIN(run_at) AS run_at FROM jobs WHERE status = 'queued';
+
+-- name: list_dead
+SELECT id, function_name, function_version, trigger_kind, payload, attempts, dead_reason,
+       last_error_type, last_error, created_at, first_failed_at, last_failed_at
+FROM jobs
+WHERE status = 'dead'
+  AND (CAST(:function AS TEXT) IS NULL OR function_name = :function)
+  AND (CAST(:error_type AS TEXT) IS NULL OR last_error_type = :error_type)
+ORDER BY last_failed_at, id
+LIMIT :limit OFFSET :offset;
+
+-- name: count_dead
+SELECT COUNT(*) AS n FROM jobs
+WHERE status = 'dead'
+  AND (CAST(:function AS TEXT) IS NULL OR function_name = :function)
+  AND (CAST(:error_type AS TEXT) IS NULL OR last_error_type = :error_type);
+
+-- name: redrive_dead
+UPDATE jobs
+SET status = 'queued', attempts = 0, run_at = :now, dead_reason = NULL, finished_at = NULL,
+    updated_at = :now
+WHERE status = 'dead'
+  AND (CAST(:id AS TEXT) IS NULL OR id = :id)
+  AND (CAST(:function AS TEXT) IS NULL OR function_name = :function)
+  AND (CAST(:error_type AS TEXT) IS NULL OR last_error_type = :error_type);
+
+-- name: purge_dead
+DELETE FROM jobs
+WHERE status = 'dead'
+  AND (CAST(:id AS TEXT) IS NULL OR id = :id)
+  AND (CAST(:function AS TEXT) IS NULL OR function_name = :function)
+  AND (CAST(:error_type AS TEXT) IS NULL OR last_error_type = :error_type);
 
 -- name: count_jobs
 SELECT status, COUNT(*) AS n FROM jobs GROUP BY status;

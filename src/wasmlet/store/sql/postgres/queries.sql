@@ -9,4 +9,4 @@ WHERE id IN (
     ORDER BY run_at, created_at LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, function_name, trigger_kind, payload, attempts, created_at;
+RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;

@@ -1,0 +1,40 @@
+"""When a failed asynchronous invocation is tried again, and after how long.
+
+Retriable kinds are the spec's: timeout, database connection failure (503
+`db_unavailable`) and a crashed runtime. Invalid wasm, the memory limit and errors
+in user code are not retried: trying again cannot help. A decision is a value, so
+the dispatcher only carries it out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from wasmlet.errors import FunctionError
+from wasmlet.registry.models import RetryConfig
+from wasmlet.triggers.queue import DeadReason
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    retry: bool
+    delay_s: float = 0.0
+    dead_reason: DeadReason | None = None
+
+
+def backoff_s(config: RetryConfig, attempt: int, rng: random.Random) -> float:
+    """Delay after failed attempt number `attempt` (1 for the first), jitter included."""
+    base = min(config.backoff_ms * config.multiplier ** (attempt - 1), config.max_backoff_ms)
+    spread = base * config.jitter
+    return max(0.0, base + rng.uniform(-spread, spread)) / 1000
+
+
+def decide(
+    config: RetryConfig, attempts_made: int, error: FunctionError, rng: random.Random
+) -> RetryDecision:
+    if not error.retriable:
+        return RetryDecision(False, dead_reason=DeadReason.NON_RETRIABLE)
+    if attempts_made > config.max_retries:
+        return RetryDecision(False, dead_reason=DeadReason.MAX_RETRIES_EXCEEDED)
+    return RetryDecision(True, delay_s=backoff_s(config, attempts_made, rng))

@@ -1,0 +1,8 @@
+-- Retries, the dead letter queue and asynchronous HTTP results (issue 4).
+ALTER TABLE jobs ADD COLUMN function_version INTEGER;
+ALTER TABLE jobs ADD COLUMN dead_reason TEXT;
+ALTER TABLE jobs ADD COLUMN last_failed_at DOUBLE PRECISION;
+ALTER TABLE jobs ADD COLUMN result_status INTEGER;
+ALTER TABLE jobs ADD COLUMN result_body BYTEA;
+ALTER TABLE jobs ADD COLUMN request_meta TEXT;
+CREATE INDEX jobs_dead ON jobs (status, function_name, last_error_type);
