@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     breaker_window_s: float = Field(300.0, gt=0)
     breaker_min_calls: int = Field(10, ge=1)
     breaker_cooldown_s: float = Field(30.0, gt=0)
-    dispatch_poll_ms: int = Field(20, ge=1)
+    dispatch_poll_ms: int = Field(10, ge=1)
     job_lease_s: float = Field(30.0, gt=0)
     dispatch_concurrency: int | None = Field(None, ge=1)
     log_level: str = "info"

@@ -92,6 +92,9 @@ class SqliteAppDatabase(AppDatabase):
         self._guest_conns: list[sqlite3.Connection] = []
         self._admin = self._connect()
         self._admin_lock = threading.Lock()
+        # Only the dispatcher's change watcher reads this one; it never waits on a lock
+        # that a relay blocked on SQLite's write lock could hold.
+        self._watch = self._connect()
         self._migrate()
 
     def _connect(self) -> sqlite3.Connection:
@@ -141,9 +144,16 @@ class SqliteAppDatabase(AppDatabase):
         conn = self._guest_connection()
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         try:
+            if _may_write(sql):
+                # Take the write lock first: a deferred read that later upgrades to a
+                # write fails at once with SQLITE_BUSY when another writer got in between,
+                # where an immediate one waits for the lock (the busy timeout).
+                conn.execute("BEGIN IMMEDIATE")
             cursor = conn.execute(sql, {str(i + 1): value for i, value in enumerate(params)})
             columns = [d[0] for d in cursor.description] if cursor.description else []
             rows = cursor.fetchall() if columns else []
+            if conn.in_transaction:
+                conn.execute("COMMIT")
             return encode_rows(columns, rows, max_bytes)
         except sqlite3.DatabaseError as exc:
             if time.monotonic() > deadline:
@@ -200,8 +210,7 @@ class SqliteAppDatabase(AppDatabase):
 
     def data_version(self) -> int:
         """Changes when another connection commits to the file: a cheap wake-up check."""
-        with self._admin_lock:
-            return int(self._admin.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
 
     def fetch_outbox(self, limit: int) -> list[OutboxEvent]:
         with self._admin_lock:
@@ -222,6 +231,7 @@ class SqliteAppDatabase(AppDatabase):
     def close(self) -> None:
         with self._admin_lock:
             self._admin.close()
+            self._watch.close()
             for conn in self._guest_conns:
                 conn.close()
 
@@ -229,6 +239,14 @@ class SqliteAppDatabase(AppDatabase):
 def _outbox_event(row: tuple[Any, ...]) -> OutboxEvent:
     record, old_record = (json.loads(v) if v is not None else None for v in (row[6], row[7]))
     return OutboxEvent(row[0], row[1], row[2], row[3], row[4], row[5], record, old_record, row[8])
+
+
+_READ_ONLY_START = ("select", "pragma", "explain", "values")
+
+
+def _may_write(sql: str) -> bool:
+    words = sql.lstrip().split(None, 1)
+    return not words or words[0].lower() not in _READ_ONLY_START
 
 
 def _quote(identifier: str) -> str:
