@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,39 @@ def test_server_shows_the_keys_it_created(server: ServerProcess) -> None:
     shown = run_cli(None, "keys", "--data-dir", str(server.data_dir))
     assert server.service_key in shown.stdout.decode()
     assert server.anon_key in shown.stdout.decode()
+
+
+def test_async_invoke_and_the_dead_letter_commands(
+    server: ServerProcess, fname: str, tmp_path: Path
+) -> None:
+    trap = tmp_path / "trap.wasm"
+    trap.write_bytes(wat("trap"))
+    assert run_cli(server, "deploy", fname, str(trap)).returncode == 0
+    queued = run_cli(server, "invoke", fname, "--async", "--data", "payload-1")
+    assert queued.returncode == 0
+    invocation_id = queued.stdout.decode().strip()
+
+    deadline = time.monotonic() + 15
+    while fname not in run_cli(server, "dlq", "list", "--function", fname).stdout.decode():
+        assert time.monotonic() < deadline, "no dead letter"
+        time.sleep(0.1)
+    listed = run_cli(server, "dlq", "list", "--function", fname).stdout.decode()
+    assert "1 dead letter(s)" in listed and invocation_id in listed
+    shown = run_cli(server, "dlq", "show", invocation_id)
+    assert json.loads(shown.stdout)["payload"]["text"] == "payload-1"
+    assert run_cli(server, "dlq", "retry").returncode == ExitCode.USAGE
+
+    hello = tmp_path / "hello.wasm"
+    hello.write_bytes(wat("hello"))
+    run_cli(server, "deploy", fname, str(hello))
+    retried = run_cli(server, "dlq", "retry", "--function", fname)
+    assert retried.stdout.decode().strip() == "requeued 1"
+    deadline = time.monotonic() + 15
+    while (
+        "0 dead letter(s)"
+        not in run_cli(server, "dlq", "list", "--function", fname).stdout.decode()
+    ):
+        assert time.monotonic() < deadline, "the retried entry stayed dead"
+        time.sleep(0.1)
+    missing = run_cli(server, "dlq", "show", invocation_id)
+    assert missing.returncode == ExitCode.NOT_FOUND

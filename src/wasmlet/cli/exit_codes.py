@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from wasmlet.errors import (
-    CircuitOpen,
-    ClientError,
-    DbUnavailable,
-    FunctionError,
-    FunctionNotFound,
-    TooManyRequests,
-    Unauthorized,
-)
+from wasmlet.errors import FunctionError
 
 
 class ExitCode(IntEnum):
@@ -27,12 +19,12 @@ class ExitCode(IntEnum):
 
 
 def exit_code_for(error: FunctionError) -> ExitCode:
-    if isinstance(error, FunctionNotFound):
+    if error.status == 404:
         return ExitCode.NOT_FOUND
-    if isinstance(error, Unauthorized):
+    if error.status == 401:
         return ExitCode.UNAUTHORIZED
-    if isinstance(error, TooManyRequests | CircuitOpen | DbUnavailable):
+    if error.status in (429, 503):
         return ExitCode.UNAVAILABLE
-    if isinstance(error, ClientError):
+    if 400 <= error.status < 500:
         return ExitCode.INVALID_REQUEST
     return ExitCode.FUNCTION_FAILED

@@ -115,13 +115,21 @@ def deploy(
     key: str | None,
     data_dir: str,
 ) -> None:
-    """Deploy WASM_FILE as function NAME (a new version if it exists)."""
+    """Deploy WASM_FILE as function NAME (a new version if it exists).
+
+    A .js or .mjs file is deployed as a JavaScript function.
+    """
     config: dict[str, Any] | None = json.loads(config_json) if config_json else None
     for field, value in (("timeout_ms", timeout_ms), ("memory_mb", memory_mb), ("public", public)):
         if value is not None:
             config = {**(config or {}), field: value}
+    path = Path(wasm_file)
     with _client(url, key, data_dir) as client:
-        record = client.deploy(name, Path(wasm_file).read_bytes(), config)
+        if path.suffix in (".js", ".mjs"):
+            source = path.read_text("utf-8")
+            record = client.deploy_javascript(name, source, config, filename=path.name)
+        else:
+            record = client.deploy(name, path.read_bytes(), config)
     click.echo(f"deployed {record['name']} version {record['version']}")
 
 
@@ -130,12 +138,14 @@ def deploy(
 @click.option("--data", "data", default=None, help="Payload text ('-' reads stdin).")
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--retries", type=int, default=0, show_default=True, help="Extra attempts on 5xx.")
+@click.option("--async", "run_async", is_flag=True, help="Queue it; print the invocation id.")
 @_client_options
 def invoke(
     name: str,
     data: str | None,
     file: str | None,
     retries: int,
+    run_async: bool,
     url: str,
     key: str | None,
     data_dir: str,
@@ -148,6 +158,10 @@ def invoke(
         payload = sys.stdin.buffer.read()
     elif data is not None:
         payload = data.encode()
+    if run_async:
+        with _client(url, key, data_dir) as client:
+            click.echo(client.invoke_async(name, payload))
+        return
     with _client(url, key, data_dir, retries=retries + 1) as client:
         response = client.invoke(name, payload)
     sys.stdout.buffer.write(response.body)
@@ -207,6 +221,77 @@ def delete(name: str, url: str, key: str | None, data_dir: str) -> None:
     with _client(url, key, data_dir) as client:
         client.delete(name)
     click.echo(f"deleted {name}")
+
+
+@main.group()
+def dlq() -> None:
+    """The dead letter queue: failed asynchronous invocations, kept until retried or purged."""
+
+
+@dlq.command(name="list")
+@click.option("--function", default=None)
+@click.option("--error-type", default=None)
+@click.option("--limit", type=int, default=100, show_default=True)
+@_client_options
+def dlq_list(
+    function: str | None, error_type: str | None, limit: int, url: str, key: str | None,
+    data_dir: str,
+) -> None:  # fmt: skip
+    """List dead letters, oldest failure first."""
+    with _client(url, key, data_dir) as client:
+        page = client.dead_letters(function, error_type, limit)
+    click.echo(f"{page['total']} dead letter(s)")
+    for entry in page["entries"]:
+        error = entry["error"] or {}
+        click.echo(
+            f"{entry['id']}  {entry['function']:<20} attempts={entry['attempts']:<3} "
+            f"{error.get('type', '')}: {error.get('message', '')[:80]}"
+        )
+
+
+@dlq.command(name="show")
+@click.argument("entry_id")
+@_client_options
+def dlq_show(entry_id: str, url: str, key: str | None, data_dir: str) -> None:
+    """Show one dead letter with its payload."""
+    with _client(url, key, data_dir) as client:
+        _print_json(client.dead_letter(entry_id))
+
+
+@dlq.command(name="retry")
+@click.argument("entry_id", required=False)
+@click.option("--function", default=None)
+@click.option("--error-type", default=None)
+@click.option("--all", "everything", is_flag=True, help="Retry every dead letter.")
+@_client_options
+def dlq_retry(
+    entry_id: str | None, function: str | None, error_type: str | None, everything: bool,
+    url: str, key: str | None, data_dir: str,
+) -> None:  # fmt: skip
+    """Send dead letters back to the queue (after a fix), one or many."""
+    if not (entry_id or function or error_type or everything):
+        raise click.UsageError("name an entry, a filter, or --all")
+    with _client(url, key, data_dir) as client:
+        count = client.retry_dead_letters(entry_id, function, error_type)
+    click.echo(f"requeued {count}")
+
+
+@dlq.command(name="purge")
+@click.argument("entry_id", required=False)
+@click.option("--function", default=None)
+@click.option("--error-type", default=None)
+@click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
+@_client_options
+def dlq_purge(
+    entry_id: str | None, function: str | None, error_type: str | None, everything: bool,
+    url: str, key: str | None, data_dir: str,
+) -> None:  # fmt: skip
+    """Delete dead letters for good."""
+    if not (entry_id or function or error_type or everything):
+        raise click.UsageError("name an entry, a filter, or --all")
+    with _client(url, key, data_dir) as client:
+        count = client.purge_dead_letters(entry_id, function, error_type)
+    click.echo(f"purged {count}")
 
 
 @main.command()

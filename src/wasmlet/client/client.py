@@ -8,6 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -50,6 +51,23 @@ def _deploy_call(name: str, wasm: bytes, config: dict[str, Any] | None, triggers
     return _Call("POST", "/functions/v1/deploy", json.dumps(body).encode(), _JSON)
 
 
+def _deploy_js_call(
+    name: str,
+    source: str,
+    config: dict[str, Any] | None,
+    triggers: Any,
+    filename: str | None,
+) -> _Call:
+    body: dict[str, Any] = {"name": name, "runtime": "javascript", "source": source}
+    if filename is not None:
+        body["filename"] = filename
+    if config is not None:
+        body["config"] = config
+    if triggers is not None:
+        body["triggers"] = triggers
+    return _Call("POST", "/functions/v1/deploy", json.dumps(body).encode(), _JSON)
+
+
 def _invoke_call(name: str, payload: bytes | str | Any, headers: dict[str, str] | None) -> _Call:
     sent = dict(headers or {})
     if isinstance(payload, bytes):
@@ -66,6 +84,11 @@ def _invoke_call(name: str, payload: bytes | str | Any, headers: dict[str, str] 
 
 
 _JSON = {"content-type": "application/json"}
+
+
+def _query(**params: object) -> str:
+    given = {k: str(v) for k, v in params.items() if v is not None}
+    return "?" + urlencode(given) if given else ""
 
 
 def _auth(key: str | None) -> dict[str, str]:
@@ -158,6 +181,20 @@ class WasmletClient:
         result: dict[str, Any] = self._json(_deploy_call(name, wasm, config, triggers))
         return result
 
+    def deploy_javascript(
+        self,
+        name: str,
+        source: str,
+        config: dict[str, Any] | None = None,
+        triggers: list[dict[str, Any]] | None = None,
+        *,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        """Deploy JavaScript `source` (an ES module exporting `handler`)."""
+        call = _deploy_js_call(name, source, config, triggers, filename)
+        result: dict[str, Any] = self._json(call)
+        return result
+
     def list(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._json(_Call("GET", "/functions/v1/functions"))[
             "functions"
@@ -182,6 +219,56 @@ class WasmletClient:
         response = self._send(_Call("GET", "/health"))
         result: dict[str, Any] = response.json()
         return result
+
+    def invoke_async(self, name: str, payload: bytes | str | Any = None) -> str:
+        """Queue an invocation (retried by the function's policy); its invocation id."""
+        call = _invoke_call(name, payload, {"prefer": "respond-async"})
+        invocation_id: str = self._json(call)["invocation_id"]
+        return invocation_id
+
+    def invocation(self, invocation_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            _Call("GET", f"/functions/v1/invocations/{invocation_id}")
+        )
+        return result
+
+    def dead_letters(
+        self, function: str | None = None, error_type: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        query = _query(function=function, error_type=error_type, limit=limit)
+        result: dict[str, Any] = self._json(_Call("GET", f"/functions/v1/dlq{query}"))
+        return result
+
+    def dead_letter(self, entry_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(_Call("GET", f"/functions/v1/dlq/{entry_id}"))
+        return result
+
+    def retry_dead_letters(
+        self,
+        entry_id: str | None = None,
+        function: str | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        path = (
+            f"/functions/v1/dlq/{entry_id}/retry"
+            if entry_id
+            else f"/functions/v1/dlq/retry{_query(function=function, error_type=error_type)}"
+        )
+        requeued: int = self._json(_Call("POST", path))["requeued"]
+        return requeued
+
+    def purge_dead_letters(
+        self,
+        entry_id: str | None = None,
+        function: str | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        if entry_id:
+            self._json(_Call("DELETE", f"/functions/v1/dlq/{entry_id}"))
+            return 1
+        query = _query(function=function, error_type=error_type)
+        purged: int = self._json(_Call("DELETE", f"/functions/v1/dlq{query}"))["purged"]
+        return purged
 
 
 class AsyncWasmletClient:
@@ -256,6 +343,20 @@ class AsyncWasmletClient:
         triggers: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(_deploy_call(name, wasm, config, triggers))
+        return result
+
+    async def deploy_javascript(
+        self,
+        name: str,
+        source: str,
+        config: dict[str, Any] | None = None,
+        triggers: list[dict[str, Any]] | None = None,
+        *,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        """Deploy JavaScript `source` (an ES module exporting `handler`)."""
+        call = _deploy_js_call(name, source, config, triggers, filename)
+        result: dict[str, Any] = await self._json(call)
         return result
 
     async def get(self, name: str) -> dict[str, Any]:
