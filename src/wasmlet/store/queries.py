@@ -20,9 +20,17 @@ class Migration:
 
 @cache
 def load_queries(dialect: str | None = None) -> dict[str, str]:
-    """The shared named queries, with a dialect's own versions (`sql/<dialect>/queries.sql`)."""
+    """The shared named queries (`sql/queries*.sql`, one file per part), with a dialect's
+    own versions of some (`sql/<dialect>/queries.sql`)."""
     root = resources.files("wasmlet.store").joinpath("sql")
-    queries = _parse(root.joinpath("queries.sql").read_text("utf-8"))
+    queries: dict[str, str] = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.startswith("queries") and entry.name.endswith(".sql"):
+            found = _parse(entry.read_text("utf-8"))
+            clash = set(found) & set(queries)
+            if clash:
+                raise RuntimeError(f"queries named twice: {sorted(clash)}")
+            queries.update(found)
     if dialect is not None:
         override = root.joinpath(dialect, "queries.sql")
         if override.is_file():
