@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 MB = 1024 * 1024
+DAY = 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -53,8 +54,16 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(30.0, gt=0)
     dispatch_poll_ms: int = Field(10, ge=1)
     job_lease_s: float = Field(30.0, gt=0)
+    scheduler_tick_ms: int = Field(1000, ge=10)
     dispatch_concurrency: int | None = Field(None, ge=1)
     log_level: str = "info"
+    # Invocation history and function logs (observability/history.py), per function.
+    history: bool = True
+    log_retention_lines: int = Field(10_000, ge=1)
+    log_retention_s: float = Field(7 * DAY, gt=0)
+    invocation_retention: int = Field(10_000, ge=1)
+    invocation_retention_s: float = Field(7 * DAY, gt=0)
+    history_prune_interval_s: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
     def _defaults_within_maximums(self) -> Settings:

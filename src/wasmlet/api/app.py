@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import wasmlet
 from wasmlet.api.errors import install_error_handlers
 from wasmlet.api.request_id import RequestIdMiddleware
-from wasmlet.api.routes import alerts, deploy, functions, invoke, jobs, system
+from wasmlet.api.routes import alerts, deploy, functions, invoke, jobs, schedules, system
 from wasmlet.api.services import Services
 from wasmlet.observability.logs import configure_logging
 from wasmlet.settings import Settings
@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(functions.router)
     app.include_router(alerts.router)
     app.include_router(jobs.router)
+    app.include_router(schedules.router)
     # The spec's invoke route first: it shadows nothing and is the hot path.
     app.router.routes.insert(0, invoke.FAST_INVOKE_ROUTE)
     app.router.routes.extend(invoke.FAST_SUPABASE_ROUTES)

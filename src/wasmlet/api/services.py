@@ -25,6 +25,8 @@ from wasmlet.store import Store, open_store
 from wasmlet.triggers.database import TriggerInstaller
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue
+from wasmlet.triggers.scheduler import Scheduler, SchedulerSupervisor
+from wasmlet.triggers.schedules import ScheduleBook
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Services:
     gateway: DatabaseGateway
     queue: JobQueue
     dispatcher: Dispatcher
+    schedules: ScheduleBook
+    scheduler: SchedulerSupervisor
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -52,10 +56,11 @@ class Services:
         applied = store.migrate()
         app_db = open_app_database(settings)
         compiler = ModuleCompiler(Path(settings.module_cache_dir))
+        schedules = ScheduleBook(store, clock=time.time)
         registry = Registry(
             store,
             compiler,
-            TriggerInstaller(app_db),
+            TriggerInstaller(app_db, schedules),
             OperatorLimits(
                 max_timeout_ms=settings.max_timeout_ms,
                 max_memory_mb=settings.max_memory_mb,
@@ -148,14 +153,31 @@ class Services:
             channel=f"wasmlet_outbox_{settings.pg_schema}" if settings.uses_postgres else None,
         )
         dispatcher.start()
+        scheduler = Scheduler(
+            store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
+        )
+        node = queue.node
+
+        def heartbeat(now: float, restarts: int) -> None:
+            store.execute("heartbeat", node=node, now=now, restarts=restarts)
+
+        supervisor = SchedulerSupervisor(
+            scheduler.tick,
+            tick_s=scheduler.tick_s,
+            clock=time.time,
+            heartbeat=heartbeat,
+            metrics=metrics,
+        )
+        supervisor.start()
         alerts = AlertEvaluator(metrics, clock=time.time)
         alerts.start()
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
-            dispatcher,
+            dispatcher, schedules, supervisor,
         )  # fmt: skip
 
     async def close(self) -> None:
+        await self.scheduler.close()
         await self.dispatcher.close()
         await self.alerts.aclose()
         await self.pool.close()

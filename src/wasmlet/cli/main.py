@@ -224,6 +224,44 @@ def delete(name: str, url: str, key: str | None, data_dir: str) -> None:
 
 
 @main.group()
+def schedules() -> None:
+    """Scheduled functions: list them, pause, resume, run one now."""
+
+
+@schedules.command(name="list")
+@_client_options
+def schedules_list(url: str, key: str | None, data_dir: str) -> None:
+    """Schedules with their last run, next run and last outcome."""
+    with _client(url, key, data_dir) as client:
+        listing = client.schedules()
+    health = "healthy" if listing["scheduler"]["healthy"] else "UNHEALTHY"
+    click.echo(f"scheduler {health}")
+    for s in listing["schedules"]:
+        outcome = (s["last_outcome"] or {}).get("status") or "-"
+        paused = " (paused)" if s["paused"] else ""
+        click.echo(
+            f"{s['function']:<20} {s['id']}  {s['cron']:<15} {s['timezone']:<16} "
+            f"last={s['last_run'] or '-'} next={s['next_run'] or '-'} outcome={outcome}{paused}"
+        )
+
+
+def _schedule_command(action: str, help_text: str) -> None:
+    @schedules.command(name=action, help=help_text)
+    @click.argument("function")
+    @click.argument("schedule_id")
+    @_client_options
+    def command(function: str, schedule_id: str, url: str, key: str | None, data_dir: str) -> None:
+        with _client(url, key, data_dir) as client:
+            result = client.schedule_action(function, schedule_id, action)
+        click.echo(json.dumps(result, sort_keys=True))
+
+
+_schedule_command("pause", "Pause a schedule: no runs until it is resumed.")
+_schedule_command("resume", "Resume a schedule; missed runs follow its catch-up policy.")
+_schedule_command("run", "Run a schedule's function now, once.")
+
+
+@main.group()
 def dlq() -> None:
     """The dead letter queue: failed asynchronous invocations, kept until retried or purged."""
 

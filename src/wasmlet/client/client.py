@@ -232,6 +232,16 @@ class WasmletClient:
         )
         return result
 
+    def schedules(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/schedules"))
+        return result
+
+    def schedule_action(self, function: str, schedule_id: str, action: str) -> dict[str, Any]:
+        """`action` is pause, resume or run (run it now)."""
+        path = f"/functions/v1/schedules/{function}/{schedule_id}/{action}"
+        result: dict[str, Any] = self._json(_Call("POST", path))
+        return result
+
     def dead_letters(
         self, function: str | None = None, error_type: str | None = None, limit: int = 100
     ) -> dict[str, Any]:

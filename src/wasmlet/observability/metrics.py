@@ -78,6 +78,21 @@ class Metrics:
             ["name", "reason"],
             registry=r,
         )
+        self.schedule_missed = Counter(
+            "functions_schedule_missed_runs",
+            "Scheduled runs missed while no scheduler ran, by catch-up policy",
+            ["name", "catch_up"],
+            registry=r,
+        )
+        self.scheduler_restarts = Counter(
+            "functions_scheduler_restarts", "Scheduler ticks that failed and were retried",
+            registry=r,
+        )  # fmt: skip
+        self.scheduler_heartbeat = Gauge(
+            "functions_scheduler_heartbeat_timestamp_seconds",
+            "When this node's scheduler last completed a tick",
+            registry=r,
+        )
         self.in_flight = Gauge(
             "functions_in_flight", "Invocations admitted and running", registry=r
         )

@@ -8,6 +8,7 @@ inside `transaction()`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -28,6 +29,12 @@ class Store(ABC):
     @abstractmethod
     def execute(self, query: str, /, **params: Any) -> int:
         """Run a named statement; the number of rows it touched."""
+
+    def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]], /) -> None:
+        """Run a named statement once per parameter set, in one transaction."""
+        with self.transaction():
+            for params in rows:
+                self.execute(query, **params)
 
     @abstractmethod
     def fetch_one(self, query: str, /, **params: Any) -> Row | None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,6 +77,10 @@ class PostgresStore(Store):
     def execute(self, query: str, /, **params: Any) -> int:
         with self._lock, self._unavailable_as_error():
             return self._live.execute(self.sql(query), params).rowcount
+
+    def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]], /) -> None:
+        with self._lock, self._unavailable_as_error(), self._live.transaction():
+            self._live.cursor().executemany(self.sql(query), rows)
 
     def fetch_one(self, query: str, /, **params: Any) -> Row | None:
         with self._lock, self._unavailable_as_error():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,10 @@ class SqliteStore(Store):
     def execute(self, query: str, /, **params: Any) -> int:
         with self._lock:
             return self._conn.execute(self.sql(query), params).rowcount
+
+    def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]], /) -> None:
+        with self.transaction():
+            self._conn.executemany(self.sql(query), rows)
 
     def fetch_one(self, query: str, /, **params: Any) -> Row | None:
         with self._lock:

@@ -1,6 +1,7 @@
 """Database triggers: validation, installation of capture triggers, and the relay.
 
-A trigger is `{"type": "database", "table": "users", "events": ["INSERT", ...]}`
+Validates every trigger kind (schedule triggers: `schedules.py`) and installs them.
+A database trigger is `{"type": "database", "table": "users", "events": ["INSERT", ...]}`
 (`table` may be `schema.table`; `handler` names a JavaScript export). Installing a
 function's triggers first drops every capture trigger it had, so a redeploy or a
 delete leaves none behind.
@@ -14,14 +15,16 @@ from typing import Any
 from wasmlet.appdb.base import EVENTS, AppDatabase, TableRef
 from wasmlet.errors import InvalidTrigger
 from wasmlet.triggers.queue import JobQueue, NewJob
+from wasmlet.triggers.schedules import SCHEDULE, ScheduleBook, validate_schedule
 
 DATABASE = "database"
 HTTP = "http"
 
 
 class TriggerInstaller:
-    def __init__(self, database: AppDatabase) -> None:
+    def __init__(self, database: AppDatabase, schedules: ScheduleBook | None = None) -> None:
         self._db = database
+        self._schedules = schedules
 
     def validate(self, raw: object) -> list[dict[str, Any]]:
         if raw is None:
@@ -38,6 +41,8 @@ class TriggerInstaller:
             return {"type": HTTP}
         if kind == DATABASE:
             return self._validate_database(item)
+        if kind == SCHEDULE and self._schedules is not None:
+            return validate_schedule(item)
         raise InvalidTrigger(f"Invalid trigger configuration: unknown trigger type {kind!r}")
 
     def _validate_database(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -86,9 +91,13 @@ class TriggerInstaller:
                 self._db.install_trigger(
                     function, self.table_ref(trigger["table"]), trigger["events"]
                 )
+        if self._schedules is not None:
+            self._schedules.sync(function, triggers)
 
     def remove(self, function: str) -> None:
         self._db.drop_triggers(function)
+        if self._schedules is not None:
+            self._schedules.sync(function, [])
 
 
 def relay_outbox(database: AppDatabase, queue: JobQueue, batch: int = 500) -> int:

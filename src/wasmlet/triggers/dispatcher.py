@@ -13,6 +13,7 @@ import contextlib
 import json
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from wasmlet.appdb.base import AppDatabase
@@ -24,6 +25,7 @@ from wasmlet.reliability.invoker import InvocationRequest, Invoker
 from wasmlet.reliability.retry import decide
 from wasmlet.triggers.database import relay_outbox
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
+from wasmlet.triggers.schedules import SCHEDULE
 
 Clock = Callable[[], float]
 LEASE_RENEW_FRACTION = 0.2
@@ -133,7 +135,7 @@ class Dispatcher:
         request = InvocationRequest(
             function=record,
             module_path=self._registry.module_path(record),
-            payload=job.payload,
+            payload=self._with_start_time(job),
             request_id=job.id,
             trigger=job.trigger_kind,
             method=str(meta.get("method", "POST")),
@@ -188,6 +190,17 @@ class Dispatcher:
             attempt=job.attempts, reason=str(reason), error=f"{error.status} {message}",
             error_type=error.type,
         )  # fmt: skip
+
+    def _with_start_time(self, job: Job) -> bytes:
+        """A scheduled run learns its actual start beside its scheduled time."""
+        if job.trigger_kind != SCHEDULE:
+            return job.payload
+        payload = json.loads(job.payload)
+        started = self._clock()
+        payload["started_at"] = datetime.fromtimestamp(started, UTC).isoformat()
+        payload["started_at_epoch"] = started
+        payload["attempt"] = job.attempts
+        return json.dumps(payload).encode()
 
     def _observe_latency(self, job: Job) -> None:
         committed_at = _committed_at(job.payload)
@@ -249,5 +262,7 @@ def _committed_at(payload: bytes) -> float | None:
         data: Any = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         return None
-    value = data.get("committed_at") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    value = data.get("committed_at", data.get("scheduled_at_epoch"))
     return float(value) if isinstance(value, int | float) else None

@@ -17,12 +17,21 @@ router = APIRouter(tags=["system"])
 async def health(request: Request) -> JSONResponse:
     services = services_of(request)
     alive = services.pool.alive
+    scheduler = services.scheduler
+    age = scheduler.heartbeat_age()
+    healthy = alive > 0 and scheduler.healthy()
     body: dict[str, Any] = {
-        "status": "ok" if alive > 0 else "unhealthy",
+        "status": "ok" if healthy else "unhealthy",
         "workers": {"alive": alive, "size": services.pool.size, "busy": services.pool.busy},
         "database": services.store.dialect,
+        "scheduler": {
+            "healthy": scheduler.healthy(),
+            "heartbeat_age_s": round(age, 3) if age is not None else None,
+            "tick_s": scheduler.tick_s,
+            "restarts": scheduler.restarts,
+        },
     }
-    return JSONResponse(body, status_code=200 if alive > 0 else 503)
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 @router.get("/metrics")
