@@ -1,0 +1,156 @@
+"""The few pieces of the WebAssembly binary format the snapshot needs.
+
+LEB128 integers, names, sections, and a reader that can step over constant
+expressions (see the WebAssembly core specification, "Binary Format"). Errors in
+the input are `WasmBinaryError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAGIC = b"\0asm\x01\0\0\0"
+CUSTOM, IMPORT, MEMORY, GLOBAL, EXPORT, START, CODE, DATA, DATACOUNT = 0, 2, 5, 6, 7, 8, 10, 11, 12
+I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
+END = 0x0B
+
+
+class WasmBinaryError(ValueError):
+    """The bytes are not a module this code can read."""
+
+
+def encode_uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_sleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte if done else byte | 0x80)
+        if done:
+            return bytes(out)
+
+
+def encode_name(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return encode_uleb(len(raw)) + raw
+
+
+def encode_section(section_id: int, payload: bytes) -> bytes:
+    return bytes([section_id]) + encode_uleb(len(payload)) + payload
+
+
+def custom_section(title: str, payload: bytes) -> bytes:
+    return encode_section(CUSTOM, encode_name(title) + payload)
+
+
+class Reader:
+    """Reads a module's bytes from `pos` up to `end`."""
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise WasmBinaryError("unexpected end of module")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def uleb(self) -> int:
+        result = shift = 0
+        while True:
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return result
+
+    def sleb(self) -> int:
+        result = shift = 0
+        while True:
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                if byte & 0x40:
+                    result -= 1 << shift
+                return result
+
+    def take(self, count: int) -> bytes:
+        if self.pos + count > self.end:
+            raise WasmBinaryError("unexpected end of module")
+        chunk = self.data[self.pos : self.pos + count]
+        self.pos += count
+        return chunk
+
+    def name(self) -> str:
+        return self.take(self.uleb()).decode("utf-8")
+
+    def limits(self) -> tuple[int, int, int | None]:
+        flags = self.byte()
+        minimum = self.uleb()
+        maximum = self.uleb() if flags & 1 else None
+        return flags, minimum, maximum
+
+    def skip_const_expr(self) -> None:
+        """Step over a constant expression up to and including its `end`."""
+        while True:
+            op = self.byte()
+            if op == END:
+                return
+            if op in (0x41, 0x42):  # i32.const, i64.const
+                self.sleb()
+            elif op == 0x43:  # f32.const
+                self.take(4)
+            elif op == 0x44:  # f64.const
+                self.take(8)
+            elif op in (0x23, 0xD2):  # global.get, ref.func
+                self.uleb()
+            elif op == 0xD0:  # ref.null
+                self.byte()
+            elif op in (0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E):  # extended-const arithmetic
+                continue
+            elif op == 0xFD:  # v128.const
+                self.uleb()
+                self.take(16)
+            else:
+                raise WasmBinaryError(f"unsupported opcode 0x{op:02x} in a constant expression")
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    id: int
+    header: int  # where the section starts (its id byte)
+    start: int  # where its payload starts
+    end: int
+
+
+def sections(module: bytes) -> Iterator[Section]:
+    """The sections of `module`, in order."""
+    if not module.startswith(MAGIC):
+        raise WasmBinaryError("not a WebAssembly 1.0 module")
+    reader = Reader(module, len(MAGIC))
+    while reader.pos < len(module):
+        header = reader.pos
+        section_id = reader.byte()
+        size = reader.uleb()
+        start = reader.pos
+        reader.pos += size
+        if reader.pos > len(module):
+            raise WasmBinaryError("a section runs past the end of the module")
+        yield Section(section_id, header, start, start + size)
