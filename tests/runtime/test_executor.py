@@ -7,6 +7,7 @@ worker does for a real invocation.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from tests.support.build import build_c, wat
 from wasmlet.runtime.compiler import ModuleCompiler
+from wasmlet.runtime.engine import POOL_SLOTS
 from wasmlet.runtime.executor import Executor
 from wasmlet.runtime.outcome import Job, LogLevel, Outcome, OutcomeKind
 
@@ -254,3 +256,27 @@ def test_host_imports_read_pointers_above_2_gib(run: Run) -> None:
 
     assert outcome.exit_code == 10, outcome.message  # log returned 0, not -1
     assert outcome.logs == [(LogLevel.INFO, "A")]
+
+
+TRAP_AFTER_HOST_CALL = r"""
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 8)))
+    unreachable))
+"""
+
+
+def test_trapping_runs_free_their_store_at_once(run: Run) -> None:
+    """A trap used to keep its store alive in a reference cycle until the garbage
+    collector ran; past the pool's slots every invocation then failed."""
+    wasm = wat(TRAP_AFTER_HOST_CALL)
+    gc.disable()
+    try:
+        outcomes = [run(wasm) for _ in range(3 * POOL_SLOTS)]
+    finally:
+        gc.enable()
+    assert {o.kind for o in outcomes} == {OutcomeKind.TRAP}
+    assert {o.message for o in outcomes} == {"trap: unreachable"}

@@ -10,19 +10,29 @@ from fastapi import FastAPI
 import wasmlet
 from wasmlet.api.errors import install_error_handlers
 from wasmlet.api.request_id import RequestIdMiddleware
-from wasmlet.api.routes import alerts, deploy, functions, invoke, jobs, schedules, system
+from wasmlet.api.routes import (
+    alerts,
+    deploy,
+    functions,
+    invoke,
+    jobs,
+    observability,
+    schedules,
+    system,
+)
 from wasmlet.api.services import Services
 from wasmlet.observability.logs import configure_logging
 from wasmlet.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
-    configure_logging(settings.log_level)
+    redactor = configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(settings)
         app.state.services = services
+        redactor.add(services.keys.service, services.keys.anon)
         try:
             yield
         finally:
@@ -43,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(functions.router)
     app.include_router(alerts.router)
     app.include_router(jobs.router)
+    app.include_router(observability.router)
     app.include_router(schedules.router)
     # The spec's invoke route first: it shadows nothing and is the hot path.
     app.router.routes.insert(0, invoke.FAST_INVOKE_ROUTE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,8 +12,11 @@ from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
 from wasmlet.observability.alerts import AlertEvaluator
+from wasmlet.observability.history import HistoryWriter, open_history
+from wasmlet.observability.history_views import HistoryReader
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
+from wasmlet.observability.store_gauges import StoreGauges
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from wasmlet.reliability.breakers import FunctionBreakers
@@ -44,6 +48,9 @@ class Services:
     dispatcher: Dispatcher
     schedules: ScheduleBook
     scheduler: SchedulerSupervisor
+    history: HistoryWriter | None
+    history_reader: HistoryReader
+    store_gauges: StoreGauges
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -92,10 +99,16 @@ class Services:
             max_bytes=settings.max_query_result_bytes,
         )
 
+        replacing = 0  # workers lost and not yet replaced: their successor is a restart
+
         def on_worker_event(event: str, pid: int, reason: str) -> None:
+            nonlocal replacing
             if event == "started":
-                worker_log.info("worker started", pid=pid)
+                restart = replacing > 0
+                replacing = max(0, replacing - 1)
+                worker_log.info(f"worker {'restarted' if restart else 'started'}", pid=pid)
             else:
+                replacing += 1
                 metrics.worker_restarts.labels(event).inc()
                 worker_log.error(f"worker {event}", pid=pid, error=reason)
 
@@ -106,6 +119,9 @@ class Services:
             host_calls=gateway.handle,
         )
         await pool.start()
+        history = open_history(settings, on_drop=metrics.history_dropped.inc)
+        store_gauges = StoreGauges(store, clock=time.time)
+        metrics.registry.register(store_gauges)
         invoker = Invoker(
             pool,
             ConcurrencyLimiter(settings.global_concurrency),
@@ -127,6 +143,7 @@ class Services:
                 clock=time.monotonic,
                 metrics=metrics,
             ),
+            history=history,
         )
         log.info(
             "server ready",
@@ -174,6 +191,7 @@ class Services:
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
             dispatcher, schedules, supervisor,
+            history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -181,5 +199,7 @@ class Services:
         await self.dispatcher.close()
         await self.alerts.aclose()
         await self.pool.close()
+        if self.history is not None:
+            await asyncio.to_thread(self.history.close)
         self.gateway.close()
         self.store.close()

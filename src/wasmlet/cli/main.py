@@ -296,40 +296,31 @@ def dlq_show(entry_id: str, url: str, key: str | None, data_dir: str) -> None:
         _print_json(client.dead_letter(entry_id))
 
 
-@dlq.command(name="retry")
-@click.argument("entry_id", required=False)
-@click.option("--function", default=None)
-@click.option("--error-type", default=None)
-@click.option("--all", "everything", is_flag=True, help="Retry every dead letter.")
-@_client_options
-def dlq_retry(
-    entry_id: str | None, function: str | None, error_type: str | None, everything: bool,
-    url: str, key: str | None, data_dir: str,
-) -> None:  # fmt: skip
-    """Send dead letters back to the queue (after a fix), one or many."""
-    if not (entry_id or function or error_type or everything):
-        raise click.UsageError("name an entry, a filter, or --all")
-    with _client(url, key, data_dir) as client:
-        count = client.retry_dead_letters(entry_id, function, error_type)
-    click.echo(f"requeued {count}")
+def _dlq_bulk_command(action: str, help_text: str, done: str) -> None:
+    """`dlq retry` and `dlq purge`: one entry, the entries a filter matches, or --all."""
+
+    @dlq.command(name=action, help=help_text)
+    @click.argument("entry_id", required=False)
+    @click.option("--function", default=None)
+    @click.option("--error-type", default=None)
+    @click.option("--all", "everything", is_flag=True, help=f"{action.title()} every entry.")
+    @_client_options
+    def command(
+        entry_id: str | None, function: str | None, error_type: str | None, everything: bool,
+        url: str, key: str | None, data_dir: str,
+    ) -> None:  # fmt: skip
+        if not (entry_id or function or error_type or everything):
+            raise click.UsageError("name an entry, a filter, or --all")
+        with _client(url, key, data_dir) as client:
+            apply = client.retry_dead_letters if action == "retry" else client.purge_dead_letters
+            count = apply(entry_id, function, error_type)
+        click.echo(f"{done} {count}")
 
 
-@dlq.command(name="purge")
-@click.argument("entry_id", required=False)
-@click.option("--function", default=None)
-@click.option("--error-type", default=None)
-@click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
-@_client_options
-def dlq_purge(
-    entry_id: str | None, function: str | None, error_type: str | None, everything: bool,
-    url: str, key: str | None, data_dir: str,
-) -> None:  # fmt: skip
-    """Delete dead letters for good."""
-    if not (entry_id or function or error_type or everything):
-        raise click.UsageError("name an entry, a filter, or --all")
-    with _client(url, key, data_dir) as client:
-        count = client.purge_dead_letters(entry_id, function, error_type)
-    click.echo(f"purged {count}")
+_dlq_bulk_command(
+    "retry", "Send dead letters back to the queue (after a fix), one or many.", "requeued"
+)
+_dlq_bulk_command("purge", "Delete dead letters for good.", "purged")
 
 
 @main.command()
@@ -345,6 +336,17 @@ def keys(data_dir: str) -> None:
     )
     click.echo(f"service_key: {loaded.service}")
     click.echo(f"anon_key:    {loaded.anon}")
+
+
+def _add_observability_commands() -> None:
+    """`logs` and `top` live in cli/observe.py, built with the helpers above."""
+    from wasmlet.cli.observe import observability_commands
+
+    for command in observability_commands(_client_options, _client):
+        main.add_command(command)
+
+
+_add_observability_commands()
 
 
 if __name__ == "__main__":

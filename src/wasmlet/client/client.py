@@ -220,6 +220,26 @@ class WasmletClient:
         result: dict[str, Any] = response.json()
         return result
 
+    def logs(self, name: str, **filters: str | int | float | None) -> dict[str, Any]:
+        """A function's log lines: since, until, level, request_id, after, limit."""
+        path = f"/functions/v1/functions/{name}/logs{_query(**filters)}"
+        result: dict[str, Any] = self._json(_Call("GET", path))
+        return result
+
+    def invocations(self, name: str, **filters: str | int | None) -> dict[str, Any]:
+        """A function's invocations, newest first: status, error_type, request_id,
+        before, limit."""
+        path = f"/functions/v1/functions/{name}/invocations{_query(**filters)}"
+        result: dict[str, Any] = self._json(_Call("GET", path))
+        return result
+
+    def stats(self, minutes: float = 5.0) -> dict[str, Any]:
+        """Per function figures over the last `minutes` (what `wasmlet top` shows)."""
+        result: dict[str, Any] = self._json(
+            _Call("GET", f"/functions/v1/stats{_query(minutes=minutes)}")
+        )
+        return result
+
     def invoke_async(self, name: str, payload: bytes | str | Any = None) -> str:
         """Queue an invocation (retried by the function's policy); its invocation id."""
         call = _invoke_call(name, payload, {"prefer": "respond-async"})

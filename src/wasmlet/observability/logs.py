@@ -1,13 +1,16 @@
 """Structured JSON logs (structlog), one line per operation.
 
-Every line has the spec's fields: level, service, operation, timestamp, and where
-they apply function, error, duration_ms, user_id and request_id. `redact_secrets`
-drops anything that looks like a key before a line is written.
+Every line has the spec's fields: level, service, operation, timestamp, function,
+error, duration_ms, user_id and request_id; `add_spec_fields` sets the ones an
+operation has no value for to null, so every line parses to the same shape. A
+`Redactor` drops secret fields (at any depth) and masks secrets inside text before a
+line is written.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -15,16 +18,84 @@ from typing import Any, TextIO
 import structlog
 
 SERVICE = "functions"
-_SECRET_FIELDS = frozenset({"authorization", "apikey", "service_key", "anon_key", "key", "env"})
+SPEC_FIELDS = ("function", "error", "duration_ms", "user_id", "request_id")
+REDACTED = "[redacted]"
+_SECRET_FIELDS = frozenset(
+    {
+        "authorization", "apikey", "api_key", "service_key", "anon_key", "key", "keys",
+        "env", "secret", "secrets", "password", "passwd", "token", "access_token",
+        "refresh_token", "cookie", "set_cookie", "database_url", "app_database_url",
+    }
+)  # fmt: skip
+_BEARER = re.compile(r"(bearer\s+)[^\s\"',;]+", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
+MIN_SECRET_LENGTH = 8
+
+
+def add_spec_fields(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The spec's fields on every line: null where an operation has no value."""
+    event.setdefault("service", SERVICE)
+    event.setdefault("operation", None)
+    for field in SPEC_FIELDS:
+        event.setdefault(field, None)
+    return event
+
+
+class Redactor:
+    """Keys and secrets never reach a log line.
+
+    Fields named like a secret (`authorization`, `apikey`, `env`, `password`, ...) are
+    dropped wherever they are, nested dicts included. In text, bearer tokens and URL
+    passwords are masked, and so is every value registered with `add` (the API keys).
+    """
+
+    def __init__(self) -> None:
+        self._values: tuple[str, ...] = ()
+
+    def add(self, *values: str | None) -> None:
+        known = {*self._values, *(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)}
+        self._values = tuple(sorted(known, key=len, reverse=True))
+
+    def __call__(
+        self, _logger: object, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for field in list(event):
+            if _is_secret_field(field):
+                del event[field]
+            else:
+                event[field] = self._clean(event[field])
+        return event
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items() if not _is_secret_field(k)}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def scrub(self, text: str) -> str:
+        if "://" in text:
+            text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+        text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
+        for secret in self._values:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def _is_secret_field(field: object) -> bool:
+    return isinstance(field, str) and field.lower().replace("-", "_") in _SECRET_FIELDS
 
 
 def redact_secrets(
-    _logger: object, _method: str, event: MutableMapping[str, Any]
+    logger: object, method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for field in list(event):
-        if field.lower() in _SECRET_FIELDS:
-            event.pop(field)
-    return event
+    """A `Redactor` that knows no key values: secret fields and tokens only."""
+    return Redactor()(logger, method, event)
 
 
 def _uppercase_level(
@@ -34,15 +105,18 @@ def _uppercase_level(
     return event
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
-    """Called once by the app factory; never at import time."""
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> Redactor:
+    """Called once by the app factory; never at import time. The returned redactor
+    learns the API keys once they are loaded (`Redactor.add`)."""
+    redactor = Redactor()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             _uppercase_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-            redact_secrets,
+            add_spec_fields,
+            redactor,
             structlog.processors.EventRenamer("message"),
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
@@ -52,6 +126,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+    return redactor
 
 
 def get_logger(operation: str) -> Any:

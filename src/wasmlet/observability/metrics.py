@@ -100,6 +100,11 @@ class Metrics:
         self.worker_restarts = Counter(
             "functions_worker_restarts", "Worker processes replaced", ["reason"], registry=r
         )
+        self.history_dropped = Counter(
+            "functions_history_dropped",
+            "Invocation records not written to the history (queue full or store refused them)",
+            registry=r,
+        )
         self.deploys = Counter(
             "functions_deploys", "Deploy attempts by outcome", ["outcome"], registry=r
         )

@@ -10,7 +10,7 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 RESERVED_NAMES = frozenset(
     {
         "deploy", "invoke", "functions", "invocations", "dlq", "schedules", "alerts",
-        "health", "metrics", "openapi", "docs", "keys", "admin", "v1", "api",
+        "health", "metrics", "openapi", "docs", "keys", "admin", "v1", "api", "stats",
     }
 )  # fmt: skip
 

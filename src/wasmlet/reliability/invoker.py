@@ -27,6 +27,7 @@ from wasmlet.errors import (
     TooManyRequests,
     UserCodeError,
 )
+from wasmlet.observability.history import HistoryWriter, InvocationEntry
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionRecord
@@ -80,8 +81,10 @@ class Invoker:
         metrics: Metrics,
         defaults: RuntimeDefaults,
         breakers: FunctionBreakers,
+        history: HistoryWriter | None = None,
     ) -> None:
         self.breakers = breakers
+        self._history = history
         self._pool = pool
         self._limiter = limiter
         self._metrics = metrics
@@ -156,6 +159,12 @@ class Invoker:
         """
         if known:
             self._metrics.errors.labels(name, error.type).inc()
+            if self._history is not None:
+                self._history.record(
+                    InvocationEntry.ended_now(
+                        request_id, name, None, "http", 1, error.status, 0.0, error
+                    )
+                )
         else:
             self._metrics.refused.labels(error.type).inc()
         self._log.warning(
@@ -252,6 +261,13 @@ class Invoker:
             "user_id": request.user_id,
             "request_id": request.request_id,
         }
+        if self._history is not None:
+            version, trigger, attempt = request.function.version, request.trigger, request.attempt
+            entry = InvocationEntry.ended_now(
+                request.request_id, name, version, trigger, attempt, status, duration_s, error,
+                outcome,
+            )  # fmt: skip
+            self._history.record(entry)
         if error is None:
             self._log.info("invocation succeeded", error=None, **fields)
             return

@@ -157,8 +157,9 @@ class Dispatcher:
             if decision.retry:
                 self._metrics.retries.labels(job.function_name, exc.type).inc()
                 self._log.warning(
-                    "attempt failed; retrying", function=job.function_name, event_id=job.id,
-                    attempt=job.attempts, delay_ms=round(decision.delay_s * 1000, 1),
+                    "attempt failed; retrying", operation="retry", function=job.function_name,
+                    request_id=job.id, event_id=job.id, attempt=job.attempts,
+                    delay_ms=round(decision.delay_s * 1000, 1),
                     error=f"{exc.status} {exc.message}", error_type=exc.type,
                 )  # fmt: skip
                 await asyncio.to_thread(
@@ -173,6 +174,11 @@ class Dispatcher:
             self._queue.complete, job.id, version=record.version,
             result_status=result.status, result_body=result.body[:MAX_RESULT_BYTES],
         )  # fmt: skip
+        self._log.info(
+            "delivered", operation="deliver", function=job.function_name, request_id=job.id,
+            event_id=job.id, trigger=job.trigger_kind, attempt=job.attempts,
+            status=result.status, duration_ms=round(result.duration_ms, 3), error=None,
+        )  # fmt: skip
 
     async def _bury(
         self, job: Job, reason: DeadReason, error: FunctionError, version: int | None
@@ -186,8 +192,9 @@ class Dispatcher:
         )  # fmt: skip
         self._metrics.dead_letters.labels(job.function_name, str(reason)).inc()
         self._log.error(
-            "moved to the dead letter queue", function=job.function_name, event_id=job.id,
-            attempt=job.attempts, reason=str(reason), error=f"{error.status} {message}",
+            "moved to the dead letter queue", operation="dead_letter",
+            function=job.function_name, request_id=job.id, event_id=job.id, attempt=job.attempts,
+            reason=str(reason), error=f"{error.status} {message}",
             error_type=error.type,
         )  # fmt: skip
 

@@ -38,4 +38,5 @@ async def health(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     services = services_of(request)
     services.metrics.workers_alive.set(services.pool.alive)
+    await services.store_gauges.refresh()
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

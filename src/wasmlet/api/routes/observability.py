@@ -1,0 +1,129 @@
+"""Function logs, invocation history and live stats (service key).
+
+GET /functions/v1/functions/{name}/logs         lines, newest `limit` or after a cursor
+GET /functions/v1/functions/{name}/invocations  invocations, newest first
+GET /functions/v1/stats                         per function figures over the last minutes
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from wasmlet.api.auth import require_service_key
+from wasmlet.api.routes.deps import services_of
+from wasmlet.api.services import Services
+from wasmlet.errors import FunctionNotFound
+from wasmlet.observability.history_views import (
+    InvocationQuery,
+    LogQuery,
+    iso,
+    min_severity,
+    parse_time,
+    status_range,
+    summarize,
+)
+
+router = APIRouter(tags=["observability"])
+
+
+async def _known(services: Services, name: str) -> None:
+    """A deployed function, or one whose history is still kept (deleted since)."""
+
+    def known() -> bool:
+        found = services.registry.find(name) is not None
+        return found or services.history_reader.has_history(name)
+
+    if not await run_in_threadpool(known):
+        raise FunctionNotFound(f"Function not found: {name}", function=name)
+
+
+@router.get("/functions/v1/functions/{name}/logs")
+async def function_logs(
+    request: Request,
+    name: str,
+    since: str | None = Query(None, description="epoch seconds or ISO 8601, inclusive"),
+    until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive"),
+    level: str | None = Query(None, description="minimum level: debug, info, warn, error"),
+    request_id: str | None = Query(None, description="one invocation's lines"),
+    after: int | None = Query(None, ge=0, description="cursor: lines after this one"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """What the function wrote (stderr, `log` host calls) and platform error lines.
+
+    Without `after`: the newest `limit` lines that match, oldest first. With it: the
+    lines after that cursor, oldest first. Pass the answer's `cursor` as `after` to
+    get only newer lines (`wasmlet logs --follow` does).
+    """
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    query = LogQuery(
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+        min_severity=min_severity(level),
+        request_id=request_id or None,
+        after=after,
+        limit=limit,
+    )
+    await _known(services, name)
+    return await run_in_threadpool(services.history_reader.logs, name, query)
+
+
+@router.get("/functions/v1/functions/{name}/invocations")
+async def function_invocations(
+    request: Request,
+    name: str,
+    status: str | None = Query(None, description="a status (500) or a class (5xx)"),
+    error_type: str | None = None,
+    request_id: str | None = None,
+    before: int | None = Query(None, ge=0, description="cursor from the previous page"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Invocations, newest first: sync and async, refused ones too, with their outcome."""
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    query = InvocationQuery(
+        status=status_range(status),
+        error_type=error_type or None,
+        request_id=request_id or None,
+        before=before,
+        limit=limit,
+    )
+    await _known(services, name)
+    return await run_in_threadpool(services.history_reader.invocations, name, query)
+
+
+@router.get("/functions/v1/stats")
+async def stats(request: Request, minutes: float = Query(5.0, gt=0, le=24 * 60)) -> dict[str, Any]:
+    """Per function over the last `minutes`: invocations, errors (5xx), error rate,
+    timeouts, memory limit hits, p50/p99 duration (nearest rank) and breaker state;
+    and the server's workers, in-flight invocations and queue. `wasmlet top` shows it."""
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    now = time.time()
+    rows = await run_in_threadpool(services.history_reader.recent, now - minutes * 60)
+    records = await run_in_threadpool(services.registry.list)
+    figures = summarize(rows, (record.name for record in records))
+    functions = []
+    for entry in sorted(figures.values(), key=lambda e: (-e.invocations, e.name)):
+        view = entry.view()
+        view["circuit_breaker"] = services.invoker.breakers.view(entry.name)["state"]
+        functions.append(view)
+    snapshot = await services.store_gauges.refresh()
+    pool = services.pool
+    in_flight = services.metrics.registry.get_sample_value("functions_in_flight") or 0.0
+    return {
+        "generated_at": iso(now),
+        "window_s": round(minutes * 60, 3),
+        "history": services.history is not None,
+        "server": {
+            "workers": {"alive": pool.alive, "size": pool.size, "busy": pool.busy},
+            "in_flight": int(in_flight),
+            "queue": snapshot.queue(),
+            "oldest_queued_age_s": snapshot.oldest_due_age_s,
+        },
+        "functions": functions,
+    }

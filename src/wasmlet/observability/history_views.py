@@ -1,0 +1,235 @@
+"""Reading the invocation history: function logs, invocations and per-function stats.
+
+Filters are values (`LogQuery`, `InvocationQuery`); rows become the JSON the API
+returns. Times in the API are ISO 8601 UTC; the store keeps epoch seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from wasmlet.errors import InvalidPayload
+from wasmlet.observability.history import SEVERITY
+from wasmlet.store.base import Row, Store
+
+NO_CURSOR = 2**62
+_SPACED_OFFSET = re.compile(r" (\d\d:?\d\d)$")
+LEVEL_ALIASES = {"warning": "warn", "err": "error", "information": "info"}
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def parse_time(value: str | None, what: str) -> float | None:
+    """Epoch seconds from epoch seconds or an ISO 8601 time (UTC unless it says)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        # A "+" left unencoded in a query string arrives as a space.
+        text = _SPACED_OFFSET.sub(r"+\1", value.strip()).replace("Z", "+00:00")
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidPayload(
+            f"Malformed request: {what} must be epoch seconds or an ISO 8601 time"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def min_severity(level: str | None) -> int:
+    """The lowest severity a `level` filter lets through (it is a minimum)."""
+    if level is None or level == "":
+        return 0
+    name = LEVEL_ALIASES.get(level.lower(), level.lower())
+    if name not in SEVERITY:
+        raise InvalidPayload(
+            f"Malformed request: level must be one of {', '.join(SEVERITY)} (got {level!r})"
+        )
+    return SEVERITY[name]
+
+
+def status_range(status: str | None) -> tuple[int, int]:
+    """`500` is one status, `5xx` a class; no filter is every status."""
+    if status is None or status == "":
+        return 0, 999
+    text = status.lower()
+    if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+        low = int(text[0]) * 100
+        return low, low + 99
+    if text.isdigit() and 100 <= int(text) <= 599:
+        return int(text), int(text)
+    raise InvalidPayload(f"Malformed request: status must be like 500 or 5xx (got {status!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    since: float | None = None
+    until: float | None = None
+    min_severity: int = 0
+    request_id: str | None = None
+    after: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationQuery:
+    status: tuple[int, int] = (0, 999)
+    error_type: str | None = None
+    request_id: str | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+def _line(row: Row) -> dict[str, Any]:
+    return {
+        "id": int(row["seq"]),
+        "timestamp": iso(float(row["at"])),
+        "level": row["level"],
+        "source": row["source"],
+        "message": row["message"],
+        "request_id": row["invocation_id"],
+        "attempt": row["attempt"],
+    }
+
+
+def _invocation(row: Row) -> dict[str, Any]:
+    error = None
+    if row["error_type"] is not None:
+        error = {"type": row["error_type"], "message": row["error_message"]}
+    return {
+        "id": row["id"],
+        "function": row["function_name"],
+        "version": row["version"],
+        "trigger": row["trigger_kind"],
+        "attempt": row["attempt"],
+        "status": row["status"],
+        "error": error,
+        "duration_ms": float(row["duration_ms"]),
+        "started_at": iso(float(row["started_at"])),
+        "log_lines": row["log_lines"],
+    }
+
+
+class HistoryReader:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def has_history(self, function: str) -> bool:
+        return self._store.fetch_one("has_history", function_name=function) is not None
+
+    def logs(self, function: str, query: LogQuery) -> dict[str, Any]:
+        """Lines after the cursor `after` (oldest first), else the newest `limit`.
+
+        `cursor` is what to pass as `after` for the next lines (`--follow` polls it).
+        """
+        params = {
+            "function_name": function,
+            "min_severity": query.min_severity,
+            "since": query.since,
+            "until": query.until,
+            "request_id": query.request_id,
+            "limit": query.limit,
+        }
+        if query.after is not None:
+            rows = self._store.fetch_all("log_lines_after", after=query.after, **params)
+        else:
+            rows = self._store.fetch_all("newest_log_lines", **params)
+        if rows:
+            cursor = int(rows[-1]["seq"])
+        elif query.after is not None:
+            cursor = query.after
+        else:
+            last = self._store.fetch_one("last_log_seq", function_name=function)
+            cursor = int(last["seq"]) if last and last["seq"] is not None else 0
+        return {"function": function, "lines": [_line(row) for row in rows], "cursor": cursor}
+
+    def invocations(self, function: str, query: InvocationQuery) -> dict[str, Any]:
+        """Newest first; pass `cursor` as `before` for the next (older) page."""
+        rows = self._store.fetch_all(
+            "list_invocations",
+            function_name=function,
+            before=query.before if query.before is not None else NO_CURSOR,
+            status_min=query.status[0],
+            status_max=query.status[1],
+            error_type=query.error_type,
+            request_id=query.request_id,
+            limit=query.limit,
+        )
+        cursor = int(rows[-1]["seq"]) if len(rows) == query.limit else None
+        return {
+            "function": function,
+            "invocations": [_invocation(row) for row in rows],
+            "cursor": cursor,
+        }
+
+    def recent(self, since: float) -> list[Row]:
+        return self._store.fetch_all("invocations_since", since=since)
+
+
+@dataclass
+class FunctionStats:
+    """One function's figures over a window. An error is a 5xx, as for the alerts."""
+
+    name: str
+    durations: list[float] = field(default_factory=list)
+    errors: int = 0
+    timeouts: int = 0
+    memory_limit_hits: int = 0
+
+    @property
+    def invocations(self) -> int:
+        return len(self.durations)
+
+    def view(self) -> dict[str, Any]:
+        ordered = sorted(self.durations)
+        n = len(ordered)
+        return {
+            "name": self.name,
+            "invocations": n,
+            "errors": self.errors,
+            "error_rate": round(self.errors / n, 4) if n else 0.0,
+            "timeouts": self.timeouts,
+            "memory_limit_hits": self.memory_limit_hits,
+            "p50_ms": percentile(ordered, 0.50),
+            "p99_ms": percentile(ordered, 0.99),
+        }
+
+
+def percentile(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted values: the smallest value with at least a
+    share `q` of the values at or below it; None for no values."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q * len(ordered)))
+    return round(ordered[rank - 1], 3)
+
+
+def summarize(rows: Iterable[Row], names: Iterable[str] = ()) -> dict[str, FunctionStats]:
+    """Per-function stats of invocation rows (function_name, status, error_type,
+    duration_ms); every name in `names` is listed, with zeros if it has no rows."""
+    stats = {name: FunctionStats(name) for name in names}
+    for row in rows:
+        name = row["function_name"]
+        entry = stats.get(name)
+        if entry is None:
+            entry = stats[name] = FunctionStats(name)
+        entry.durations.append(float(row["duration_ms"]))
+        status = int(row["status"])
+        if status >= 500:
+            entry.errors += 1
+        if row["error_type"] == "timeout":
+            entry.timeouts += 1
+        elif row["error_type"] == "memory_limit_exceeded":
+            entry.memory_limit_hits += 1
+    return stats
