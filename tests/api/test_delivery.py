@@ -115,3 +115,49 @@ def _run_outage(db: Backend, proxy: TcpProxy) -> None:
     with psycopg.connect(db.pg.url if db.pg else "") as conn:
         statuses = conn.execute("SELECT status, COUNT(*) FROM wasmlet.jobs GROUP BY status")
         assert dict(statuses.fetchall()) == {"done": 11}
+
+
+@pytest.mark.postgres
+def test_application_database_down_breaker_fails_fast_then_closes(tmp_path: Path) -> None:
+    """Only the application's connection goes through the proxy: the platform keeps its
+    database, functions that query fail fast with 503, the others run on."""
+    proxy = TcpProxy("127.0.0.1", 5432)
+    proxy.start()
+    try:
+        with fresh_database() as pg:
+            with psycopg.connect(pg.url, autocommit=True) as admin:
+                admin.execute(f'CREATE ROLE "{pg.role}" LOGIN')
+                admin.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{pg.role}"')
+            app_url = pg.url.replace("postgres@", f"{pg.role}@").replace(
+                ":5432/", f":{proxy.port}/"
+            )
+            env = {
+                **pg.env(),
+                "WASMLET_APP_DATABASE_URL": app_url,
+                "WASMLET_DB_BREAKER_COOLDOWN_S": "1",
+            }
+            with backend("sqlite", tmp_path / "data", **env) as db:
+                server = db.server
+                # The function's own breaker would open too after enough 503s; this test
+                # is about the database connection's breaker.
+                server.deploy("sql", build_c("db_exec"), {"circuit_breaker": {"enabled": False}})
+                server.deploy("plain", build_c("hello"))
+                assert server.invoke("sql", b"SELECT 1 AS one").status_code == 200
+
+                proxy.cut()
+                for _ in range(3):
+                    down = server.invoke("sql", b"SELECT 1")
+                    assert down.status_code == 503, down.text
+                    assert down.json()["error"]["type"] == "db_unavailable"
+                server.wait_for_log(operation="db_breaker", message="database breaker open")
+                started = time.monotonic()
+                fast = server.invoke("sql", b"SELECT 1")
+                assert fast.status_code == 503 and "circuit open" in fast.text
+                assert time.monotonic() - started < 0.5  # no connection attempt
+                assert server.invoke("plain").status_code == 200  # no database, no problem
+
+                proxy.restore()
+                wait_until(lambda: server.invoke("sql", b"SELECT 1").status_code == 200, 15)
+                server.wait_for_log(operation="db_breaker", message="database breaker closed")
+    finally:
+        proxy.close()
