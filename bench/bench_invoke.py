@@ -118,20 +118,25 @@ def summarize(latencies_ns: list[int], elapsed_s: float) -> dict[str, Any]:
 # -- in process ---------------------------------------------------------------------
 
 
-def measure_in_process(module: CompiledModule, budget: Budget) -> dict[str, dict[str, Any]]:
-    """Direct (wasmlet's executor) and F1 (the floor), in alternating rounds."""
-    job = Job(
+def bench_job(module: CompiledModule, stdin: bytes, env: dict[str, str] | None = None) -> Job:
+    """A job as the invoker builds one, with the default limits."""
+    return Job(
         invocation_id="bench",
         module_key=module.key,
         module_path=str(module.path),
-        stdin=PAYLOAD,
-        env={},
+        stdin=stdin,
+        env=env or {},
         argv=("hello",),
         timeout_ms=10_000,
         memory_limit_bytes=128 * MB,
         stdout_limit=6 * MB,
         stderr_limit=64 * 1024,
     )
+
+
+def measure_in_process(module: CompiledModule, budget: Budget) -> dict[str, dict[str, Any]]:
+    """Direct (wasmlet's executor) and F1 (the floor), in alternating rounds."""
+    job = bench_job(module, PAYLOAD)
     floor = FloorRunner(str(module.path))
     with Executor() as executor:
         outcome = executor.run(job)
@@ -146,18 +151,18 @@ def measure_in_process(module: CompiledModule, budget: Budget) -> dict[str, dict
         latencies: dict[str, list[int]] = {name: [] for name in calls}
         elapsed = dict.fromkeys(calls, 0.0)
         for call in calls.values():  # warm-up
-            _time_calls(call, Budget(min(500, budget.requests), 1.0))
+            time_calls(call, Budget(min(500, budget.requests), 1.0))
         per_round = Budget(budget.requests // IN_PROCESS_ROUNDS, budget.seconds / IN_PROCESS_ROUNDS)
         for round_ in range(IN_PROCESS_ROUNDS):
             order = list(calls) if round_ % 2 == 0 else list(reversed(calls))
             for name in order:
-                spent, took = _time_calls(calls[name], per_round)
+                spent, took = time_calls(calls[name], per_round)
                 latencies[name] += took
                 elapsed[name] += spent
     return {name: summarize(latencies[name], elapsed[name]) for name in calls}
 
 
-def _time_calls(call: Callable[[], object], budget: Budget) -> tuple[float, list[int]]:
+def time_calls(call: Callable[[], object], budget: Budget) -> tuple[float, list[int]]:
     latencies: list[int] = []
     clock = time.perf_counter_ns
     started = clock()

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 import httpx
 import wasmtime
 
-from bench_invoke import Budget, summarize
+from bench_invoke import Budget, bench_job, summarize, time_calls
 from servers import free_port, running
 from wasmlet.js.package import JavaScriptPackager
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
@@ -84,33 +84,7 @@ QUICK = Profile("quick", Budget(1_000, 2.0), Budget(300, 3.0), warmup=50)
 
 
 def _job(module: CompiledModule) -> Job:
-    return Job(
-        invocation_id="bench",
-        module_key=module.key,
-        module_path=str(module.path),
-        stdin=PAYLOAD,
-        env=dict(ENV),
-        argv=("hello",),
-        timeout_ms=10_000,
-        memory_limit_bytes=128 * MB,
-        stdout_limit=6 * MB,
-        stderr_limit=64 * 1024,
-    )
-
-
-def _time_calls(call: Callable[[], object], budget: Budget) -> tuple[float, list[int]]:
-    latencies: list[int] = []
-    clock = time.perf_counter_ns
-    started = clock()
-    stop_at = started + int(budget.seconds * 1e9)
-    for _ in range(budget.requests):
-        before = clock()
-        call()
-        after = clock()
-        latencies.append(after - before)
-        if after >= stop_at:
-            break
-    return (clock() - started) / 1e9, latencies
+    return bench_job(module, PAYLOAD, dict(ENV))
 
 
 def measure_direct(modules: dict[str, CompiledModule], budget: Budget) -> dict[str, Any]:
@@ -123,13 +97,13 @@ def measure_direct(modules: dict[str, CompiledModule], budget: Budget) -> dict[s
         latencies: dict[str, list[int]] = {name: [] for name in jobs}
         elapsed = dict.fromkeys(jobs, 0.0)
         for job in jobs.values():  # warm-up
-            _time_calls(partial(executor.run, job), Budget(min(300, budget.requests), 1.0))
+            time_calls(partial(executor.run, job), Budget(min(300, budget.requests), 1.0))
         per_round = Budget(budget.requests // ROUNDS, budget.seconds / ROUNDS)
         for round_ in range(ROUNDS):
             order = list(jobs) if round_ % 2 == 0 else list(reversed(jobs))
             for name in order:
                 job = jobs[name]
-                spent, took = _time_calls(partial(executor.run, job), per_round)
+                spent, took = time_calls(partial(executor.run, job), per_round)
                 latencies[name] += took
                 elapsed[name] += spent
     return {name: summarize(latencies[name], elapsed[name]) for name in jobs}

@@ -58,10 +58,10 @@ import psycopg  # noqa: E402
 from tests.support.appdb import Backend, backend  # noqa: E402
 from tests.support.build import build_c, wat  # noqa: E402
 
+from bench_invoke import bench_job  # noqa: E402
 from servers import cpu_of  # noqa: E402
 from wasmlet.runtime.compiler import ModuleCompiler  # noqa: E402
 from wasmlet.runtime.executor import Executor  # noqa: E402
-from wasmlet.runtime.outcome import Job  # noqa: E402
 
 GUEST_SOURCE = BENCH_DIR / "guest" / "record_start.c"
 FUNCTION = "record_start"
@@ -527,18 +527,7 @@ def measure_idle_cpu(pid: int, seconds: float) -> float | None:
 def measure_direct(workdir: Path, wasm: bytes, calls: int) -> dict[str, Any]:
     """wasmlet's `Executor.run` on hello in this process: no HTTP, invoker or worker hop."""
     module = ModuleCompiler(workdir / "cache").compile(wasm)
-    job = Job(
-        invocation_id="bench",
-        module_key=module.key,
-        module_path=str(module.path),
-        stdin=HELLO_PAYLOAD,
-        env={},
-        argv=("hello",),
-        timeout_ms=10_000,
-        memory_limit_bytes=128 * MB,
-        stdout_limit=6 * MB,
-        stderr_limit=64 * 1024,
-    )
+    job = bench_job(module, HELLO_PAYLOAD)
     took = []
     with Executor() as executor:
         outcome = executor.run(job)
