@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -46,3 +47,18 @@ def test_large_payload_round_trips(server: ServerProcess, fname: str) -> None:
     response = server.invoke(fname, payload)
     assert response.status_code == 200
     assert response.content == payload
+
+
+def test_async_invocation_keeps_the_query_string_encoded(server: ServerProcess, fname: str) -> None:
+    server.deploy(fname, build_c("env_dump"))
+    queued = httpx.post(
+        f"{server.url}/functions/v1/invoke/{fname}?q=a%26b&x=1+2&async=true",
+        headers=server.anon_headers(),
+    )
+    assert queued.status_code == 202
+    url = f"{server.url}/functions/v1/invocations/{queued.json()['invocation_id']}"
+    deadline = time.monotonic() + 15
+    while (state := httpx.get(url, headers=server.anon_headers()).json())["status"] != "done":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert "WASMLET_HTTP_QUERY=q=a%26b&x=1+2\n" in state["result"]["body"]["text"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -114,7 +115,7 @@ async def _enqueue(
     """Asynchronous invocation: durable, retried by the function's policy, 202 at once."""
     services = services_of(request)
     job_id = request_id_of(request.scope) or str(uuid.uuid4())
-    query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "async")
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "async"])
     meta = {"method": request.method, "path": path, "query": query, "headers": headers}
     await run_in_threadpool(
         services.queue.enqueue,
