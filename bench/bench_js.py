@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any, NoReturn
 import httpx
 import wasmtime
 
-from bench_invoke import Budget, bench_job, summarize, time_calls
+from bench_invoke import Budget, Profile, bench_job, summarize, time_calls
 from servers import free_port, running
 from wasmlet.js.package import JavaScriptPackager
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
@@ -69,14 +68,6 @@ ENV = {
         {"host": "127.0.0.1:8787", "content-type": "application/json", "content-length": "16"}
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    name: str
-    in_process: Budget
-    http: Budget
-    warmup: int
 
 
 FULL = Profile("full", Budget(10_000, 8.0), Budget(2_000, 8.0), warmup=300)

@@ -39,9 +39,4 @@ def deploy_js(
         body["triggers"] = triggers
     if filename is not None:
         body["filename"] = filename
-    return httpx.post(
-        server.url + "/functions/v1/deploy",
-        json=body,
-        headers=server.service_headers(),
-        timeout=120,
-    )
+    return server.post_deploy(body, timeout_s=120)

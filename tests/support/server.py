@@ -132,11 +132,15 @@ class ServerProcess:
             body["config"] = config
         if triggers is not None:
             body["triggers"] = triggers
+        return self.post_deploy(body)
+
+    def post_deploy(self, body: dict[str, Any], timeout_s: float = 60) -> httpx.Response:
+        """POST a JSON deploy body with the service key."""
         return httpx.post(
             self.url + "/functions/v1/deploy",
             json=body,
             headers=self.service_headers(),
-            timeout=60,
+            timeout=timeout_s,
         )
 
     def invoke(
