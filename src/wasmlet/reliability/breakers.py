@@ -56,9 +56,6 @@ class FunctionBreakers:
             "retry_after_s": round(breaker.retry_after(), 3),
         }
 
-    def forget(self, function: str) -> None:
-        self._breakers.pop(function, None)
-
     def _on_transition(self, function: str) -> Callable[[BreakerState, BreakerState, str], None]:
         def moved(old: BreakerState, new: BreakerState, why: str) -> None:
             self._metrics.breaker_state.labels(function).set(STATE_VALUE[new])

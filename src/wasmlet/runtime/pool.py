@@ -79,7 +79,6 @@ class WorkerPool:
         self._idle: deque[_Worker] = deque()
         self._waiters: deque[asyncio.Future[_Worker]] = deque()
         self._closed = False
-        self.restarts = 0
 
     @property
     def alive(self) -> int:
@@ -88,12 +87,6 @@ class WorkerPool:
     @property
     def busy(self) -> int:
         return sum(1 for w in self._workers if w.pending is not None)
-
-    def pids(self) -> list[int]:
-        return sorted(w.pid for w in self._workers if w.alive)
-
-    def busy_pids(self) -> list[int]:
-        return sorted(w.pid for w in self._workers if w.alive and w.pending is not None)
 
     async def start(self) -> None:
         for _ in range(self.size):
@@ -257,7 +250,6 @@ class WorkerPool:
         asyncio.get_running_loop().run_in_executor(None, _reap, worker.process)
         self._on_event(event, worker.pid, reason)
         if not self._closed:
-            self.restarts += 1
             self._spawn()
 
     def _retire(self, worker: _Worker) -> None:
