@@ -95,7 +95,7 @@ def test_scenario_3_trigger_function_fails_after_commit(db: Backend, fname: str)
 
     db.app_rows(f"INSERT INTO {users} (id, email) VALUES (%s, %s)", (1, "user@example.com"))
 
-    log = db.server.wait_for_log(timeout_s=20, operation="invoke", function=fname)
+    log = db.server.wait_for_log(timeout_s=60, operation="invoke", function=fname)
     assert log["level"] == "ERROR"
     assert log["trigger"] == "database"
     assert "Email service down" in log["stderr"]

@@ -57,7 +57,7 @@ def test_async_invocation_keeps_the_query_string_encoded(server: ServerProcess, 
     )
     assert queued.status_code == 202
     url = f"{server.url}/functions/v1/invocations/{queued.json()['invocation_id']}"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while (state := httpx.get(url, headers=server.anon_headers()).json())["status"] != "done":
         assert time.monotonic() < deadline, state
         time.sleep(0.05)

@@ -140,7 +140,7 @@ def test_async_invoke_and_the_dead_letter_commands(
     assert queued.returncode == 0
     invocation_id = queued.stdout.decode().strip()
 
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while fname not in run_cli(server, "dlq", "list", "--function", fname).stdout.decode():
         assert time.monotonic() < deadline, "no dead letter"
         time.sleep(0.1)
@@ -155,7 +155,7 @@ def test_async_invoke_and_the_dead_letter_commands(
     run_cli(server, "deploy", fname, str(hello))
     retried = run_cli(server, "dlq", "retry", "--function", fname)
     assert retried.stdout.decode().strip() == "requeued 1"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while (
         "0 dead letter(s)"
         not in run_cli(server, "dlq", "list", "--function", fname).stdout.decode()

@@ -33,7 +33,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         yield b
 
 
-def spec_line(db: Backend, timeout_s: float = 10, **match: Any) -> dict[str, Any]:
+def spec_line(db: Backend, timeout_s: float = 30, **match: Any) -> dict[str, Any]:
     """The first line matching `match`, checked to have every spec field, well typed."""
     line = db.server.wait_for_log(timeout_s=timeout_s, **match)
     missing = SPEC_FIELDS - set(line)
@@ -85,7 +85,7 @@ def test_trigger_delivery(db: Backend, fname: str) -> None:
     trigger = [{"type": "database", "table": table, "events": ["INSERT"]}]
     assert db.server.deploy(fname, wat("hello"), None, trigger).status_code == 201
     db.app_rows(f"INSERT INTO {table} (id) VALUES (1)")
-    line = spec_line(db, timeout_s=20, operation="deliver", function=fname)
+    line = spec_line(db, timeout_s=60, operation="deliver", function=fname)
     assert (line["level"], line["error"], line["status"], line["trigger"]) == (
         "INFO", None, 200, "database",
     )  # fmt: skip
@@ -104,12 +104,12 @@ def test_retry_then_dead_letter(db: Backend, fname: str) -> None:
     )
     assert response.status_code == 202
     invocation = response.json()["invocation_id"]
-    retried = spec_line(db, timeout_s=20, operation="retry", function=fname)
+    retried = spec_line(db, timeout_s=60, operation="retry", function=fname)
     assert (retried["level"], retried["request_id"], retried["attempt"]) == (
         "WARNING", invocation, 1,
     )  # fmt: skip
     assert retried["error"] == "504 Function timeout after 0.2s"
-    dead = spec_line(db, timeout_s=20, operation="dead_letter", function=fname)
+    dead = spec_line(db, timeout_s=60, operation="dead_letter", function=fname)
     assert (dead["level"], dead["request_id"], dead["attempt"]) == ("ERROR", invocation, 2)
     assert dead["error"].startswith("504 MaxRetriesExceeded after 2 attempts")
 
@@ -139,9 +139,9 @@ def test_scheduler_tick(db: Backend, fname: str) -> None:
     every_second = {"type": "schedule", "cron": "* * * * * *"}
     assert db.server.deploy(fname, wat("hello"), None, [every_second]).status_code == 201
     # Ticks log a line when they enqueue runs; the run itself is delivered like any job.
-    line = spec_line(db, timeout_s=15, operation="schedule", message="scheduler tick")
+    line = spec_line(db, timeout_s=60, operation="schedule", message="scheduler tick")
     assert line["level"] == "INFO" and line["enqueued"] >= 1
-    spec_line(db, timeout_s=15, operation="deliver", function=fname, trigger="schedule")
+    spec_line(db, timeout_s=60, operation="deliver", function=fname, trigger="schedule")
     httpx.delete(
         f"{db.server.url}/functions/v1/functions/{fname}", headers=db.server.service_headers()
     )

@@ -64,7 +64,7 @@ def _server(data_dir: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
     yield from running_server(data_dir, **env)
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float = 20, what: str = "") -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float = 60, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:

@@ -40,7 +40,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30) -> None:
+    def start(self, timeout_s: float = 90) -> None:
         env = {**os.environ, **self.env}
         env.pop("WASMLET_CONFIG_FILE", None)
         self.process = subprocess.Popen(
@@ -102,7 +102,7 @@ class ServerProcess:
                     continue
         return parsed
 
-    def wait_for_log(self, timeout_s: float = 5, **match: Any) -> dict[str, Any]:
+    def wait_for_log(self, timeout_s: float = 30, **match: Any) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             for entry in self.json_logs():
@@ -159,7 +159,7 @@ class ServerProcess:
 
     def metric(self, metric: str, /, **labels: str) -> float:
         """The value of one sample on /metrics (0 when absent)."""
-        text = httpx.get(self.url + "/metrics", timeout=5).text
+        text = httpx.get(self.url + "/metrics", timeout=30).text
         return metric_value(text, metric, labels)
 
 
