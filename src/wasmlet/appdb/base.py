@@ -9,11 +9,14 @@ import hashlib
 import json
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 TRIGGER_PREFIX = "_wasmlet_"
+MAX_SQL_BYTES = 100_000
+"""The longest statement a function may send, on both backends (`too_large` past it)."""
 EVENTS = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -96,6 +99,27 @@ class AppDatabase(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def check_sql_size(sql: str) -> None:
+    if len(sql.encode()) > MAX_SQL_BYTES:
+        raise QueryError(QueryErrorType.TOO_LARGE, f"statement over {MAX_SQL_BYTES} bytes")
+
+
+def collect_rows(cursor: Iterable[tuple[Any, ...]], max_bytes: int) -> list[tuple[Any, ...]]:
+    """The rows, refused as soon as they certainly encode to more than `max_bytes`.
+
+    A value's raw size never exceeds its JSON (bytes grow to base64), so the running sum
+    stops a huge result after at most `max_bytes` plus one row held in memory.
+    """
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    for row in cursor:
+        size += sum(len(v) if isinstance(v, str | bytes) else 1 for v in row) + len(row)
+        if size > max_bytes:
+            raise QueryError(QueryErrorType.TOO_LARGE, f"result over {max_bytes} bytes")
+        rows.append(row)
+    return rows
 
 
 def encode_rows(columns: list[str], rows: list[tuple[Any, ...]], max_bytes: int) -> bytes:

@@ -25,6 +25,7 @@ from wasmlet.appdb.base import (
     QueryError,
     QueryErrorType,
     TableRef,
+    check_sql_size,
     encode_rows,
     function_trigger_prefix,
     trigger_name,
@@ -111,6 +112,7 @@ class PostgresAppDatabase(AppDatabase):
         return conn
 
     def query(self, sql_text: str, params: list[Any], deadline: float, max_bytes: int) -> bytes:
+        check_sql_size(sql_text)
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         if remaining_ms <= 0:
             raise QueryError(QueryErrorType.TIMEOUT, "no time left for the query")

@@ -2,9 +2,10 @@
 
 Capture triggers must write in the same transaction as the change, so the outbox
 table lives in the application file too (`_wasmlet_outbox`). Functions reach the file
-through connections with an authorizer that refuses every direct access to
-`_wasmlet_*` objects, ATTACH (which could open the platform file) and all but a few
-read-only pragmas; only the platform's own triggers may write the outbox.
+through hardened connections (`sqlite_guard`): SQLite limits, allow-listed functions and
+table-valued functions, and an authorizer that refuses every direct access to `_wasmlet_*`
+objects and SQLite's schema tables, ATTACH (which could open the platform file) and all
+but a few read-only pragmas; only the platform's own triggers may write the outbox.
 """
 
 from __future__ import annotations
@@ -23,61 +24,19 @@ from wasmlet.appdb.base import (
     QueryError,
     QueryErrorType,
     TableRef,
+    check_sql_size,
+    collect_rows,
     encode_rows,
     function_trigger_prefix,
     trigger_name,
 )
+from wasmlet.appdb.sqlite_guard import GuestAuthorizer, harden, is_platform_name
 from wasmlet.store.queries import load_migrations
 
-SAFE_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-)
-_NAMED_ACTIONS = frozenset(
-    {
-        sqlite3.SQLITE_READ, sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE,
-        sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_ALTER_TABLE,
-        sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
-        sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_VIEW,
-        sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
-        sqlite3.SQLITE_CREATE_TEMP_INDEX, sqlite3.SQLITE_CREATE_TEMP_VIEW,
-    }
-)  # fmt: skip
 _EVENT_SUFFIX = {"INSERT": "ins", "UPDATE": "upd", "DELETE": "del"}
 PROGRESS_STEPS = 1000
 TIMEOUT_MESSAGE = "query ran past the function's time"
-
-
-def _is_platform_name(name: str | None) -> bool:
-    return name is not None and name.lower().startswith(TRIGGER_PREFIX)
-
-
-class GuestAuthorizer:
-    """Denies what a function must not do; `trigger` is the innermost trigger, if any.
-
-    Dropping a table drops its triggers, ours included: that is allowed within the
-    statement that drops the table, never as a `DROP TRIGGER` of its own.
-    """
-
-    def __init__(self) -> None:
-        self.dropping: set[str] = set()
-
-    def __call__(
-        self, action: int, arg1: str | None, arg2: str | None, _db: str | None, trigger: str | None
-    ) -> int:
-        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-            return sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_PRAGMA:
-            allowed = arg1 is not None and arg1.lower() in SAFE_PRAGMAS
-            return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_DROP_TABLE and arg1 is not None:
-            self.dropping.add(arg1.lower())
-        if action not in _NAMED_ACTIONS or not (_is_platform_name(arg1) or _is_platform_name(arg2)):
-            return sqlite3.SQLITE_OK
-        if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_READ) and _is_platform_name(trigger):
-            return sqlite3.SQLITE_OK  # the platform's own capture trigger at work
-        if action == sqlite3.SQLITE_DROP_TRIGGER and (arg2 or "").lower() in self.dropping:
-            return sqlite3.SQLITE_OK
-        return sqlite3.SQLITE_DENY
+RESERVED_MESSAGE = f"names starting with {TRIGGER_PREFIX} are reserved for the platform"
 
 
 class SqliteAppDatabase(AppDatabase):
@@ -96,10 +55,15 @@ class SqliteAppDatabase(AppDatabase):
         # that a relay blocked on SQLite's write lock could hold.
         self._watch = self._connect()
         self._migrate()
+        self._platform_tables = self._tables_named_like_ours(self._admin)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cached_statements: int = 128) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_s
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout_s,
+            cached_statements=cached_statements,
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -108,14 +72,41 @@ class SqliteAppDatabase(AppDatabase):
     def _guest_connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
-            self._local.authorizer = GuestAuthorizer()
-            conn.set_authorizer(self._local.authorizer)
+            # No statement cache: every guest statement is prepared, so authorized, anew.
+            conn = self._connect(cached_statements=0)
+            self._local.authorizer = harden(conn)
             self._local.conn = conn
             with self._admin_lock:
                 self._guest_conns.append(conn)
-        self._local.authorizer.dropping.clear()
         return conn
+
+    @staticmethod
+    def _tables_named_like_ours(conn: sqlite3.Connection) -> frozenset[str]:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '\\' "
+            "UNION ALL SELECT name FROM sqlite_temp_master WHERE name LIKE ? ESCAPE '\\'",
+            (_PREFIX_LIKE, _PREFIX_LIKE),
+        )
+        return frozenset(row[0].lower() for row in rows)
+
+    def _as_platform(self, conn: sqlite3.Connection, sql: str) -> Any:
+        authorizer: GuestAuthorizer = self._local.authorizer
+        authorizer.platform = True
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            authorizer.platform = False
+
+    def _check_namespace(self, conn: sqlite3.Connection) -> None:
+        """ALTER TABLE ... RENAME TO is the one way in that the authorizer cannot see."""
+        authorizer: GuestAuthorizer = self._local.authorizer
+        authorizer.platform = True
+        try:
+            tables = self._tables_named_like_ours(conn)
+        finally:
+            authorizer.platform = False
+        if tables - self._platform_tables:
+            raise QueryError(QueryErrorType.FORBIDDEN, RESERVED_MESSAGE)
 
     def _migrate(self) -> None:
         with self._admin_lock:
@@ -141,41 +132,52 @@ class SqliteAppDatabase(AppDatabase):
                 conn.execute("COMMIT")
 
     def query(self, sql: str, params: list[Any], deadline: float, max_bytes: int) -> bytes:
+        check_sql_size(sql)
         conn = self._guest_connection()
+        authorizer: GuestAuthorizer = self._local.authorizer
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_bytes)
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         try:
+            schema_version = None
             if _may_write(sql):
                 # Take the write lock first: a deferred read that later upgrades to a
                 # write fails at once with SQLITE_BUSY when another writer got in between,
                 # where an immediate one waits for the lock (the busy timeout).
-                conn.execute("BEGIN IMMEDIATE")
+                self._as_platform(conn, "BEGIN IMMEDIATE")
+                schema_version = self._as_platform(conn, "PRAGMA schema_version")
+            authorizer.begin()
             cursor = conn.execute(sql, {str(i + 1): value for i, value in enumerate(params)})
             columns = [d[0] for d in cursor.description] if cursor.description else []
-            rows = cursor.fetchall() if columns else []
+            rows = collect_rows(cursor, max_bytes) if columns else []
             if conn.in_transaction:
-                conn.execute("COMMIT")
+                if self._as_platform(conn, "PRAGMA schema_version") != schema_version:
+                    self._check_namespace(conn)
+                self._as_platform(conn, "COMMIT")
             return encode_rows(columns, rows, max_bytes)
         except sqlite3.DatabaseError as exc:
             if time.monotonic() > deadline:
                 raise QueryError(
                     QueryErrorType.TIMEOUT, "query ran past the function's time"
                 ) from exc
-            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_AUTH:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code == sqlite3.SQLITE_AUTH or authorizer.refused:
                 raise QueryError(QueryErrorType.FORBIDDEN, str(exc)) from exc
+            if code == sqlite3.SQLITE_TOOBIG:
+                raise QueryError(QueryErrorType.TOO_LARGE, str(exc)) from exc
             raise QueryError(QueryErrorType.QUERY_ERROR, str(exc)) from exc
         except (sqlite3.Warning, sqlite3.ProgrammingError, OverflowError, TypeError) as exc:
             raise QueryError(QueryErrorType.QUERY_ERROR, str(exc)) from exc
         finally:
             conn.set_progress_handler(None, 0)
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                self._as_platform(conn, "ROLLBACK")
 
     def table_exists(self, ref: TableRef) -> bool:
         with self._admin_lock:
             row = self._admin.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (ref.table,)
             ).fetchone()
-        return row is not None and not _is_platform_name(ref.table)
+        return row is not None and not is_platform_name(ref.table)
 
     def install_trigger(self, function: str, ref: TableRef, events: list[str]) -> None:
         with self._admin_lock:
@@ -242,6 +244,7 @@ def _outbox_event(row: tuple[Any, ...]) -> OutboxEvent:
 
 
 _READ_ONLY_START = ("select", "pragma", "explain", "values")
+_PREFIX_LIKE = TRIGGER_PREFIX.replace("_", "\\_") + "%"
 
 
 def _may_write(sql: str) -> bool:
