@@ -264,3 +264,18 @@ def test_workers_get_only_the_allow_listed_environment(
         assert b"LC_ALL=C.UTF-8" in environ.split(b"\0")
 
     run_loop(with_pool(main))
+
+
+def test_a_query_the_wire_cannot_carry_is_a_query_error_for_the_guest(
+    run_loop: LoopRunner, compiler: ModuleCompiler
+) -> None:
+    job = job_for(compiler, build_c("db_exec"), b"SELECT $1\n[100000000000000000000000]")
+
+    async def main(pool: WorkerPool) -> None:
+        outcome = await pool.run(job, wait_until=time.monotonic() + 30)
+        assert outcome.kind is OutcomeKind.EXIT_ERROR
+        assert outcome.host_error is not None
+        assert outcome.host_error[0] == "query_error"
+        assert pool.alive == 1
+
+    run_loop(with_pool(main))  # no_host_calls: the server is never asked
