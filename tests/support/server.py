@@ -68,7 +68,8 @@ class ServerProcess:
         else:
             self.stop()
             raise RuntimeError("server did not become healthy:\n" + "\n".join(self.lines[-30:]))
-        keys = json.loads((self.data_dir / "keys.json").read_text())
+        keys_file = self.data_dir / "keys.json"  # absent when both keys are given
+        keys = json.loads(keys_file.read_text()) if keys_file.exists() else {}
         self.service_key = self.env.get("WASMLET_SERVICE_KEY") or keys["service_key"]
         self.anon_key = self.env.get("WASMLET_ANON_KEY") or keys["anon_key"]
 

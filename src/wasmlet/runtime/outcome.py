@@ -1,6 +1,6 @@
 """What goes into a worker (a `Job`) and what comes back (an `Outcome`).
 
-Both cross a process boundary, so they are plain picklable data. The executor
+Both cross a process boundary as `wire` frames, so they hold plain data only. The executor
 classifies what happened into an `OutcomeKind`; turning a kind into a caller-facing
 error is the invoker's job.
 """

@@ -6,9 +6,13 @@ worker still busy past the job's timeout plus a grace period (stuck in a host ca
 stopped, wedged) is killed and replaced, and its job ends as `TIMEOUT`.
 
 Workers are `python -m wasmlet.runtime.worker FD` subprocesses on one end of a
-socketpair. Messages are pickled and framed as `multiprocessing.connection` frames
-them (the worker uses a `Connection`); this side reads and writes them with asyncio
-streams, so a large payload never blocks the event loop.
+socketpair, started with an allow-listed environment (`child_env`): they run guest
+code, so they hold no database URL, password or key. Messages are data-only frames
+(`wire`), read by a `FrameChannel` protocol on the event loop, so a large payload
+never blocks it. The pool checks each frame against what the worker may send at that
+moment (READY once, then only a host call or the outcome of the job it runs, one host
+call at a time); anything else is a protocol violation: the worker is killed and
+replaced, and its job ends as `RUNTIME_CRASH`, as for a crash.
 """
 
 from __future__ import annotations
@@ -16,11 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import pickle
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -28,9 +29,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from wasmlet.runtime import wire
+from wasmlet.runtime.channel import FrameChannel
+from wasmlet.runtime.child_env import child_environment
 from wasmlet.runtime.host import no_database
 from wasmlet.runtime.outcome import HostCall, Job, Outcome, OutcomeKind
-from wasmlet.runtime.worker import READY
+from wasmlet.runtime.wire import Kind, ProtocolError
 
 WorkerEvent = Callable[[str, int, str], None]
 """Called with (event, pid, reason): event is "started", "crashed" or "killed"."""
@@ -47,9 +51,12 @@ class _Worker:
     id: int
     process: subprocess.Popen[bytes]
     ready: asyncio.Future[None]
-    writer: asyncio.StreamWriter | None = None
-    reader_task: asyncio.Task[None] | None = None
+    channel: FrameChannel
+    connecting: asyncio.Task[None] | None = None
+    job: Job | None = None
+    deadline: float = 0.0  # time.monotonic() when the job's timeout ends
     pending: asyncio.Future[Outcome] | None = None
+    in_host_call: bool = False
     watchdog: asyncio.TimerHandle | None = None
     alive: bool = True
 
@@ -113,18 +120,22 @@ class WorkerPool:
             return Outcome(
                 OutcomeKind.TIMEOUT, message="no free worker within the timeout", ran=False
             )
+        try:
+            frame = wire.encode_job(job)
+        except (ValueError, OverflowError, TypeError) as exc:
+            self._release(worker)
+            return Outcome(
+                OutcomeKind.RUNTIME_CRASH, message=f"job cannot be sent: {exc}", ran=False
+            )
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[Outcome] = loop.create_future()
-        worker.pending = pending
+        worker.job, worker.pending = job, pending
+        worker.deadline = time.monotonic() + job.timeout_ms / 1000
+        worker.channel.max_frame = max(wire.outcome_limit(job), wire.MAX_HOST_CALL_BYTES)
         worker.watchdog = loop.call_later(
             job.timeout_ms / 1000 + self._grace_s, self._kill_stuck, worker, pending
         )
-        assert worker.writer is not None
-        try:
-            worker.writer.write(_frame(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)))
-            await worker.writer.drain()
-        except (ConnectionError, OSError):
-            self._lost(worker, "crashed", self._exit_reason(worker))
+        worker.channel.send(frame)
         return await asyncio.shield(pending)
 
     def _kill_stuck(self, worker: _Worker, pending: asyncio.Future[Outcome]) -> None:
@@ -173,56 +184,81 @@ class WorkerPool:
                 [sys.executable, "-m", "wasmlet.runtime.worker", str(child_sock.fileno())],
                 pass_fds=(child_sock.fileno(),),
                 stdin=subprocess.DEVNULL,
-                env=_worker_env(),
+                env=child_environment(),
             )
         loop = asyncio.get_running_loop()
-        worker = _Worker(next(self._ids), process, loop.create_future())
+        worker: _Worker
+
+        def on_frame(kind: Kind, body: memoryview) -> None:
+            self._on_frame(worker, kind, body)
+
+        def on_violation(reason: str) -> None:
+            self._lost(worker, "killed", f"protocol violation: {reason}")
+
+        def on_lost() -> None:
+            self._track(self._crashed(worker))
+
+        channel = FrameChannel(on_frame, on_violation, on_lost, max_frame=0)
+        worker = _Worker(next(self._ids), process, loop.create_future(), channel)
         self._workers.add(worker)
-        worker.reader_task = loop.create_task(self._serve(worker, parent_sock))
+        worker.connecting = loop.create_task(self._connect(worker, parent_sock))
         return worker
 
-    async def _serve(self, worker: _Worker, sock: socket.socket) -> None:
-        """Read the worker's messages until its socket closes."""
+    async def _connect(self, worker: _Worker, sock: socket.socket) -> None:
         try:
-            reader, worker.writer = await asyncio.open_connection(sock=sock)
-            while True:
-                self._on_message(worker, await _read_frame(reader))
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            self._lost(worker, "crashed", await asyncio.to_thread(self._exit_reason, worker))
-        except asyncio.CancelledError:
-            if worker.writer is None:
-                sock.close()
+            await asyncio.get_running_loop().create_connection(lambda: worker.channel, sock=sock)
+        except BaseException:
+            sock.close()
             raise
 
-    def _on_message(self, worker: _Worker, data: bytes) -> None:
+    async def _crashed(self, worker: _Worker) -> None:
+        reason = await asyncio.to_thread(self._exit_reason, worker)
+        self._lost(worker, "crashed", reason)
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_frame(self, worker: _Worker, kind: Kind, body: memoryview) -> None:
+        """One frame from a worker; raises ProtocolError for anything not expected now."""
         if not worker.ready.done():
-            if data == READY:
-                worker.ready.set_result(None)
-                self._on_event("started", worker.pid, "")
-                self._release(worker)
+            if kind is not Kind.READY or body:
+                raise ProtocolError(f"{kind.name} before READY")
+            worker.ready.set_result(None)
+            self._on_event("started", worker.pid, "")
+            self._release(worker)
             return
-        message = pickle.loads(data)
-        if isinstance(message, HostCall):
-            task = asyncio.get_running_loop().create_task(self._answer(worker, message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        job = worker.job
+        if job is None or worker.pending is None or worker.in_host_call:
+            raise ProtocolError(f"{kind.name} while no answer is expected")
+        if kind is Kind.HOST_CALL:
+            call = wire.decode_host_call(
+                body,
+                invocation_id=job.invocation_id,
+                function=job.argv[0] if job.argv else "",
+                deadline=worker.deadline,
+            )
+            worker.in_host_call = True
+            self._track(self._answer(worker, job, call))
             return
-        pending, worker.pending = worker.pending, None
+        if kind is not Kind.OUTCOME:
+            raise ProtocolError(f"{kind.name} from a worker")
+        outcome = wire.decode_outcome(body)
+        pending, worker.pending, worker.job = worker.pending, None, None
+        worker.channel.max_frame = 0
         if worker.watchdog is not None:
             worker.watchdog.cancel()
             worker.watchdog = None
-        if pending is not None and not pending.done():
-            pending.set_result(message)
+        if not pending.done():
+            pending.set_result(outcome)
         self._release(worker)
 
-    async def _answer(self, worker: _Worker, call: HostCall) -> None:
+    async def _answer(self, worker: _Worker, job: Job, call: HostCall) -> None:
         reply = await self._host_calls(call)
-        if worker.alive and worker.writer is not None:
-            try:
-                worker.writer.write(_frame(reply))
-                await worker.writer.drain()
-            except (ConnectionError, OSError):
-                pass  # the reader notices the dead worker
+        if worker.alive and worker.job is job and worker.in_host_call:
+            worker.in_host_call = False
+            worker.channel.send(wire.encode_reply(reply))
 
     def _exit_reason(self, worker: _Worker) -> str:
         try:
@@ -243,7 +279,7 @@ class WorkerPool:
             worker.pending.set_result(
                 Outcome(OutcomeKind.RUNTIME_CRASH, message=f"worker process {reason}")
             )
-        worker.pending = None
+        worker.pending = worker.job = None
         if not worker.ready.done():
             worker.ready.set_exception(RuntimeError(f"worker failed to start: {reason}"))
             worker.ready.exception()
@@ -261,35 +297,14 @@ class WorkerPool:
         if worker.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()
-        if worker.writer is not None:
-            worker.writer.close()
-        if worker.reader_task is not None and worker.reader_task is not asyncio.current_task():
-            worker.reader_task.cancel()
-
-
-def _frame(payload: bytes) -> bytes:
-    """A frame as `multiprocessing.connection.Connection.send_bytes` writes it."""
-    size = len(payload)
-    if size > 0x7FFFFFFF:
-        return struct.pack("!i", -1) + struct.pack("!Q", size) + payload
-    return struct.pack("!i", size) + payload
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    (size,) = struct.unpack("!i", await reader.readexactly(4))
-    if size == -1:
-        (size,) = struct.unpack("!Q", await reader.readexactly(8))
-    return await reader.readexactly(size)
+        worker.channel.close()
+        if worker.connecting is not None and not worker.connecting.done():
+            worker.connecting.cancel()
 
 
 def _expire(waiter: asyncio.Future[_Worker]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
-
-
-def _worker_env() -> dict[str, str]:
-    """The server's environment minus its secrets: workers need none of them."""
-    return {k: v for k, v in os.environ.items() if not k.endswith("_KEY") and "SECRET" not in k}
 
 
 def _reap(process: subprocess.Popen[bytes]) -> None:
