@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     compile_concurrency: int = Field(
         default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=64
     )
-    compile_queue: int = Field(16, ge=0, le=1024)
+    compile_queue: int = Field(8, ge=0, le=1024)
     log_level: str = "info"
     # Invocation history and function logs (observability/history.py), per function.
     history: bool = True

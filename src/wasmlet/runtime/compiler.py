@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from wasmlet.errors import InternalError, InvalidWasm, TooManyRequests
+from wasmlet.errors import FunctionError, InternalError, InvalidWasm, TooManyRequests
 from wasmlet.runtime.engine import engine_fingerprint
 
 WASM_MAGIC = b"\0asm"
@@ -42,7 +42,7 @@ class CompileLimits:
     timeout_s: float = 30.0
     memory_mb: int = 512
     concurrency: int = 1
-    queue: int = 16
+    queue: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,24 +130,11 @@ class ModuleCompiler:
             raise
         code = process.returncode
         if code == 0:
-            result = json.loads(stdout.decode("utf-8").strip().splitlines()[-1])
+            result = _result(stdout)
             if result.get("ok") is True and path.is_file():
                 return
             raise InvalidWasm(str(result.get("message") or "Invalid WASM binary"))
-        tail = stderr[-_STDERR_KEPT:].decode("utf-8", "replace")
-        if code == MEMORY_EXIT or (code == -signal.SIGABRT and "memory allocation" in tail):
-            raise InvalidWasm(
-                f"Invalid WASM binary: compiling it needs more than the limit of "
-                f"{limits.memory_mb} MB of memory"
-            )
-        if code == -signal.SIGXCPU:
-            raise InvalidWasm(
-                f"Invalid WASM binary: compiling it needs more than the limit of "
-                f"{_cpu_seconds(limits)}s of CPU time"
-            )
-        if code < 0:
-            raise InvalidWasm(f"Invalid WASM binary: the compiler stopped on it (signal {-code})")
-        raise InternalError(f"Module compiler failed (exit code {code}): {tail.strip()[-500:]}")
+        raise _failure(code, stderr, limits)
 
     def _take_child(self) -> subprocess.Popen[bytes]:
         """The spare child if it is still alive, else a new one; a new spare is started."""
@@ -174,6 +161,35 @@ class ModuleCompiler:
             env=_child_environment(),
             start_new_session=True,  # its own process group: wasm-tools dies with it
         )  # fmt: skip
+
+
+def _failure(code: int, stderr: bytes, limits: CompileLimits) -> FunctionError:
+    """Why a compile child ended without a result: a limit it hit, else a crash."""
+    tail = stderr[-_STDERR_KEPT:].decode("utf-8", "replace")
+    if code == MEMORY_EXIT or (code == -signal.SIGABRT and "memory allocation" in tail):
+        return InvalidWasm(
+            f"Invalid WASM binary: compiling it needs more than the limit of "
+            f"{limits.memory_mb} MB of memory"
+        )
+    if code == -signal.SIGXCPU:
+        return InvalidWasm(
+            f"Invalid WASM binary: compiling it needs more than the limit of "
+            f"{_cpu_seconds(limits)}s of CPU time"
+        )
+    if code < 0:
+        return InvalidWasm(f"Invalid WASM binary: the compiler stopped on it (signal {-code})")
+    return InternalError(f"Module compiler failed (exit code {code}): {tail.strip()[-500:]}")
+
+
+def _result(stdout: bytes) -> dict[str, object]:
+    """The child's one JSON line; anything else is the platform's failure, not the module's."""
+    try:
+        result = json.loads(stdout.decode("utf-8").strip().splitlines()[-1])
+    except (UnicodeDecodeError, json.JSONDecodeError, IndexError) as exc:
+        raise InternalError("Module compiler gave no result") from exc
+    if not isinstance(result, dict):
+        raise InternalError("Module compiler gave no result")
+    return result
 
 
 def _cpu_seconds(limits: CompileLimits) -> int:
