@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(30.0, gt=0)
     scheduler_tick_ms: int = Field(1000, ge=10)
     dispatch_concurrency: int | None = Field(None, ge=1)
+    # Deploy-time compilation, in child processes (runtime/compiler.py).
+    compile_timeout_s: float = Field(30.0, gt=0, le=3600)
+    compile_memory_mb: int = Field(512, ge=192, le=65536)
+    compile_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=64
+    )
+    compile_queue: int = Field(8, ge=0, le=1024)
     log_level: str = "info"
     # Invocation history and function logs (observability/history.py), per function.
     history: bool = True

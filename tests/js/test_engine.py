@@ -13,10 +13,10 @@ import pytest
 from tests.support.js import example
 from wasmlet.errors import InvalidSource
 from wasmlet.js.package import METADATA_SECTION, JavaScriptPackager
-from wasmlet.js.wasmbin import sections
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.runtime.executor import Executor
 from wasmlet.runtime.outcome import Job, LogLevel, Outcome, OutcomeKind
+from wasmlet.runtime.wasmbin import sections
 
 MB = 1024 * 1024
 _ids = itertools.count()

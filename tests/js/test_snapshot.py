@@ -13,7 +13,7 @@ from wasmlet.js.snapshot import (
     exporting_globals,
     snapshot,
 )
-from wasmlet.js.wasmbin import sections
+from wasmlet.runtime.wasmbin import sections
 
 INIT_MODULE = """
 (module

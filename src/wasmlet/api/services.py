@@ -22,7 +22,7 @@ from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBrea
 from wasmlet.reliability.breakers import FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
-from wasmlet.runtime.compiler import ModuleCompiler
+from wasmlet.runtime.compiler import CompileLimits, ModuleCompiler
 from wasmlet.runtime.pool import WorkerPool
 from wasmlet.settings import Settings
 from wasmlet.store import Store, open_store
@@ -51,6 +51,7 @@ class Services:
     history: HistoryWriter | None
     history_reader: HistoryReader
     store_gauges: StoreGauges
+    compiler: ModuleCompiler
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -62,7 +63,16 @@ class Services:
         )
         applied = store.migrate()
         app_db = open_app_database(settings)
-        compiler = ModuleCompiler(Path(settings.module_cache_dir))
+        compiler = ModuleCompiler(
+            Path(settings.module_cache_dir),
+            CompileLimits(
+                timeout_s=settings.compile_timeout_s,
+                memory_mb=settings.compile_memory_mb,
+                concurrency=settings.compile_concurrency,
+                queue=settings.compile_queue,
+            ),
+            keep_spare=True,
+        )
         schedules = ScheduleBook(store, clock=time.time)
         registry = Registry(
             store,
@@ -75,7 +85,11 @@ class Services:
             ),
             clock=time.time,
         )
-        recompiled = registry.ensure_compiled()
+        recompiled = registry.ensure_compiled(
+            on_failure=lambda key, exc: log.error(
+                "stored module does not compile", module_key=key, error=exc.message
+            )
+        )
         metrics = Metrics()
         worker_log = get_logger("worker")
         breaker_log = get_logger("db_breaker")
@@ -192,6 +206,7 @@ class Services:
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
             dispatcher, schedules, supervisor,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
+            compiler=compiler,
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -202,4 +217,5 @@ class Services:
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
         self.gateway.close()
+        self.compiler.close()
         self.store.close()

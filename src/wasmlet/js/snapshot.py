@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wasmlet.js.wasmbin import (
+from wasmlet.runtime.wasmbin import (
     CODE,
     CUSTOM,
     DATA,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasmlet.errors import FunctionNotFound, InvalidConfig
+from wasmlet.errors import FunctionError, FunctionNotFound, InvalidConfig
 from wasmlet.registry.models import FunctionConfig, FunctionRecord
 from wasmlet.registry.names import validate_name
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
@@ -157,16 +157,29 @@ class Registry:
             self._store.execute("delete_function", name=name)
         self._forget(name)
 
-    def ensure_compiled(self) -> int:
-        """Compile active modules missing from the cache (after an engine upgrade)."""
+    def ensure_compiled(
+        self, on_failure: Callable[[str, FunctionError], None] | None = None
+    ) -> int:
+        """Compile active modules missing from the cache (after an engine upgrade).
+
+        A module that no longer compiles (lower compile limits) is passed to
+        `on_failure` and skipped, so one module cannot keep the server from starting.
+        """
         compiled = 0
         for row in self._store.fetch_all("active_module_keys"):
             key = row["module_key"]
             if not self._compiler.is_cached(key):
                 module = self._store.fetch_one("get_module", key=key)
-                if module is not None:
+                if module is None:
+                    continue
+                try:
                     self._compiler.compile(bytes(module["wasm"]))
-                    compiled += 1
+                except FunctionError as exc:
+                    if on_failure is None:
+                        raise
+                    on_failure(key, exc)
+                    continue
+                compiled += 1
         return compiled
 
     def module_path(self, record: FunctionRecord) -> str:

@@ -1,27 +1,49 @@
-"""Validation, instrumentation and compilation of deployed modules.
+"""Deploy-time compilation of modules, in short-lived child processes under limits.
 
-Deploy is where a module is validated, checked against guest ABI v1, instrumented
-(`instrument.py`) and compiled. The compiled artifact is cached on disk under the
-engine fingerprint and the content hash of the deployed bytes, so a restart, a
-redeploy of the same bytes and every worker load it instead of compiling again.
+A deployed module is validated, checked against guest ABI v1 and the platform's
+reserved names, instrumented (`instrument.py`) and compiled, all in a
+`compile_child` process with a data-segment limit, a CPU-time limit and a wall-clock
+limit. A module past a limit is refused (`InvalidWasm`); the server's own memory does
+not grow with the module. At most `concurrency` children compile at once and at most
+`queue` deploys wait for one; past that a deploy gets `TooManyRequests`.
+
+The compiled artifact is cached on disk under the engine fingerprint and the content
+hash of the deployed bytes, so a restart, a redeploy of the same bytes and every
+worker load it instead of compiling again.
+
+A child pays ~0.3 s to import wasmtime and build its engine. With `keep_spare` (the
+server) one spare child is kept started, limits set and blocked reading its request,
+for the next compile; `close` ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
-import tempfile
+import signal
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import wasmtime
-
-from wasmlet.errors import InvalidWasm
-from wasmlet.runtime.engine import engine_fingerprint, make_engine
-from wasmlet.runtime.host import HostState, define_host_functions
-from wasmlet.runtime.instrument import instrument_memory_growth
+from wasmlet.errors import FunctionError, InternalError, InvalidWasm, TooManyRequests
+from wasmlet.runtime.child_env import child_environment
+from wasmlet.runtime.engine import engine_fingerprint
 
 WASM_MAGIC = b"\0asm"
+MEMORY_EXIT = 3  # how a compile child ends on a MemoryError
+_STDERR_KEPT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CompileLimits:
+    timeout_s: float = 30.0
+    memory_mb: int = 512
+    concurrency: int = 1
+    queue: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +57,36 @@ def content_key(wasm: bytes) -> str:
 
 
 class ModuleCompiler:
-    """Owns the on-disk cache of compiled modules for one engine configuration."""
+    """Owns the on-disk cache of compiled modules and the compile processes.
 
-    def __init__(self, cache_root: Path) -> None:
+    Thread-safe: deploys call `compile` from a thread pool.
+    """
+
+    def __init__(
+        self, cache_root: Path, limits: CompileLimits | None = None, *, keep_spare: bool = False
+    ) -> None:
         self._dir = cache_root / engine_fingerprint()
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._engine = make_engine()
-        self._linker = wasmtime.Linker(self._engine)
-        self._linker.define_wasi()
-        define_host_functions(self._linker, lambda: HostState(log_budget=0))
+        self._limits = limits or CompileLimits()
+        self._slots = threading.BoundedSemaphore(self._limits.concurrency)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._keep_spare = keep_spare
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            _kill(spare)
+
+    def __enter__(self) -> ModuleCompiler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def path_for(self, key: str) -> Path:
         return self._dir / f"{key}.cwasm"
@@ -52,46 +95,113 @@ class ModuleCompiler:
         return self.path_for(key).is_file()
 
     def compile(self, wasm: bytes) -> CompiledModule:
-        """Validate and compile `wasm`, or load it from the cache; InvalidWasm if bad."""
+        """Validate and compile `wasm`, or find it in the cache; InvalidWasm if refused."""
         key = content_key(wasm)
         path = self.path_for(key)
         if path.is_file():
             return CompiledModule(key, path)
         if not wasm.startswith(WASM_MAGIC):
             raise InvalidWasm("Invalid WASM binary: missing the \\0asm header")
+        with self._lock:
+            if self._waiting >= self._limits.concurrency + self._limits.queue:
+                raise TooManyRequests("Too many deploys compiling at once; retry shortly")
+            self._waiting += 1
         try:
-            wasmtime.Module.validate(self._engine, wasm)
-        except wasmtime.WasmtimeError as exc:
-            raise InvalidWasm(f"Invalid WASM binary: {_first_line(exc)}") from exc
-        module = wasmtime.Module(self._engine, instrument_memory_growth(wasm))
-        self._check_abi(module)
-        _atomic_write(path, bytes(module.serialize()))
+            with self._slots:
+                self._run_child(wasm, path)
+        finally:
+            with self._lock:
+                self._waiting -= 1
         return CompiledModule(key, path)
 
-    def _check_abi(self, module: wasmtime.Module) -> None:
-        start = [e for e in module.exports if e.name == "_start"]
-        if not start or not isinstance(start[0].type, wasmtime.FuncType):
-            raise InvalidWasm("Invalid WASM binary: not a WASI command module (no _start export)")
-        memory = [e for e in module.exports if e.name == "memory"]
-        if not memory or not isinstance(memory[0].type, wasmtime.MemoryType):
-            raise InvalidWasm("Invalid WASM binary: no exported memory")
+    def _run_child(self, wasm: bytes, path: Path) -> None:
+        limits = self._limits
+        process = self._take_child()
+        request = json.dumps({"output": str(path)}).encode() + b"\n" + wasm
         try:
-            self._linker.instantiate_pre(module)
-        except wasmtime.WasmtimeError as exc:
-            raise InvalidWasm(f"Invalid WASM binary: {_first_line(exc)}") from exc
+            stdout, stderr = process.communicate(request, timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            raise InvalidWasm(
+                f"Invalid WASM binary: compiling it took longer than the limit of "
+                f"{limits.timeout_s:g}s"
+            ) from None
+        except BaseException:
+            _kill(process)
+            raise
+        code = process.returncode
+        if code == 0:
+            result = _result(stdout)
+            if result.get("ok") is True and path.is_file():
+                return
+            raise InvalidWasm(str(result.get("message") or "Invalid WASM binary"))
+        raise _failure(code, stderr, limits)
+
+    def _take_child(self) -> subprocess.Popen[bytes]:
+        """The spare child if it is still alive, else a new one; a new spare is started."""
+        with self._lock:
+            if self._closed:
+                raise InternalError("The module compiler is closed")
+            child, self._spare = self._spare, None
+            if child is not None and child.poll() is not None:
+                child = None
+            if self._keep_spare:
+                self._spare = self._start_child()
+        return child if child is not None else self._start_child()
+
+    def _start_child(self) -> subprocess.Popen[bytes]:
+        limits = self._limits
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "wasmlet.runtime.compile_child",
+                str(limits.memory_mb), str(_cpu_seconds(limits)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_environment(),
+            start_new_session=True,  # its own process group: wasm-tools dies with it
+        )  # fmt: skip
 
 
-def _first_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+def _failure(code: int, stderr: bytes, limits: CompileLimits) -> FunctionError:
+    """Why a compile child ended without a result: a limit it hit, else a crash."""
+    tail = stderr[-_STDERR_KEPT:].decode("utf-8", "replace")
+    if code == MEMORY_EXIT or (code == -signal.SIGABRT and "memory allocation" in tail):
+        return InvalidWasm(
+            f"Invalid WASM binary: compiling it needs more than the limit of "
+            f"{limits.memory_mb} MB of memory"
+        )
+    if code == -signal.SIGXCPU:
+        return InvalidWasm(
+            f"Invalid WASM binary: compiling it needs more than the limit of "
+            f"{_cpu_seconds(limits)}s of CPU time"
+        )
+    if code < 0:
+        return InvalidWasm(f"Invalid WASM binary: the compiler stopped on it (signal {-code})")
+    return InternalError(f"Module compiler failed (exit code {code}): {tail.strip()[-500:]}")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+def _result(stdout: bytes) -> dict[str, object]:
+    """The child's one JSON line; anything else is the platform's failure, not the module's."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        result = json.loads(stdout.decode("utf-8").strip().splitlines()[-1])
+    except (UnicodeDecodeError, json.JSONDecodeError, IndexError) as exc:
+        raise InternalError("Module compiler gave no result") from exc
+    if not isinstance(result, dict):
+        raise InternalError("Module compiler gave no result")
+    return result
+
+
+def _cpu_seconds(limits: CompileLimits) -> int:
+    """CPU time can only reach wall-clock time in a single-threaded compile: a backstop
+    for a child the server can no longer watch."""
+    return max(1, int(limits.timeout_s) + 1)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """End `process` and its process group (the wasm-tools it may be running)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()

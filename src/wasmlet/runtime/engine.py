@@ -58,3 +58,17 @@ def engine_fingerprint() -> str:
     """Names compiled artifacts: the wasmtime version plus our configuration layout."""
     raw = f"wasmtime-{version('wasmtime')}-layout-{ENGINE_LAYOUT}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def describe_error(text: str) -> str:
+    """One line from a wasmtime error: its summary and innermost cause, no backtrace."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "error"
+    cause = ""
+    if "Caused by:" in lines and lines[-1] != "Caused by:":
+        cause = lines[-1].split(": ", 1)[-1] if lines[-1][:1].isdigit() else lines[-1]
+    head = lines[0]
+    if head.endswith(":"):  # "error while executing at wasm backtrace:"
+        return cause or head.rstrip(":")
+    return f"{head}: {cause}" if cause else head

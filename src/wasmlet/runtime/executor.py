@@ -21,7 +21,8 @@ from wasmtime import _ffi as ffi
 from wasmlet.runtime.calls import call_nullary, export
 from wasmlet.runtime.capture import MemfdCapture
 from wasmlet.runtime.deadline import DeadlineTimer, Interruption
-from wasmlet.runtime.engine import make_engine
+from wasmlet.runtime.engine import describe_error, make_engine
+from wasmlet.runtime.exits import GuestExit, define_proc_exit
 from wasmlet.runtime.host import HostCaller, HostState, define_host_functions, no_database
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
@@ -51,6 +52,7 @@ class Executor:
         self._engine = make_engine()
         self._linker = wasmtime.Linker(self._engine)
         self._linker.define_wasi()
+        define_proc_exit(self._linker)
         self._state = HostState(log_budget=0)
         define_host_functions(self._linker, lambda: self._state)
         self._modules: OrderedDict[str, _Loaded] = OrderedDict()
@@ -139,16 +141,14 @@ class Executor:
             start = export(store, instance, "_start")
             assert isinstance(start, wasmtime.Func)
             call_nullary(store, start)
-        except wasmtime.ExitTrap as exc:
+        except GuestExit as exc:
             exit_code = exc.code
             if exit_code != 0:
-                kind, message = OutcomeKind.EXIT_ERROR, f"exited with code {exit_code}"
+                kind, message = OutcomeKind.EXIT_ERROR, str(exc)
         except wasmtime.Trap as exc:
-            kind, exit_code = OutcomeKind.TRAP, None
-            code = exc.trap_code
-            message = f"trap: {code.name.lower() if code else _first_line(exc.message)}"
+            kind, exit_code, message = OutcomeKind.TRAP, None, f"trap: {_trap_reason(exc, store)}"
         except wasmtime.WasmtimeError as exc:
-            kind, exit_code, message = OutcomeKind.TRAP, None, _first_line(str(exc))
+            kind, exit_code, message = OutcomeKind.TRAP, None, describe_error(str(exc))
         finally:
             fired = self._deadline.disarm()
         stdout, stdout_over = self._stdout.read(job.stdout_limit)
@@ -195,6 +195,10 @@ def _growth_refused(instance: wasmtime.Instance | None, store: wasmtime.Store) -
     return isinstance(flag, wasmtime.Global) and flag.value(store) == 1
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "error"
+def _trap_reason(trap: wasmtime.Trap, store: wasmtime.Store) -> str:
+    code = trap.trap_code
+    if code is not None:
+        return code.name.lower()
+    if ffi.wasmtime_context_has_exception(store._context()):
+        return "uncaught WebAssembly exception"
+    return describe_error(trap.message)

