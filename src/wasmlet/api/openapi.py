@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
+from wasmlet.registry.models import FunctionConfig
+
 
 class FieldProblem(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +44,19 @@ class ErrorBody(BaseModel):
 
     error: ErrorDetail
 
+
+class ConfigChanges(FunctionConfig):
+    """PATCH /functions/v1/functions/{name}: config fields to change, flat or under
+    `config`, and `enabled`. Limits over the operator's maximums are refused with 400."""
+
+    model_config = ConfigDict(extra="forbid", title="ConfigChanges")
+
+    enabled: bool | None = None
+    config: FunctionConfig | None = None
+
+
+CONFIG_CHANGES_REF = {"$ref": "#/components/schemas/ConfigChanges"}
+_DOC_MODELS: tuple[type[BaseModel], ...] = (ConfigChanges,)
 
 _REQUEST_ID = {"description": "The request id, also in the body", "schema": {"type": "string"}}
 _RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}
@@ -100,9 +115,13 @@ def install_openapi(app: FastAPI) -> None:
                 for operation in path_item.values():
                     if isinstance(operation, dict):
                         operation.get("responses", {}).pop("422", None)
-            components = built.get("components", {}).get("schemas", {})
+            components = built.setdefault("components", {}).setdefault("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)
+            for model in _DOC_MODELS:
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(found.pop("$defs", {}))
+                components[model.__name__] = found
             app.openapi_schema = built
         return app.openapi_schema
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
-from wasmlet.api.openapi import errors
+from wasmlet.api.openapi import CONFIG_CHANGES_REF, errors
 from wasmlet.api.routes.deps import read_body, services_of
 from wasmlet.errors import InvalidConfig
 from wasmlet.observability.logs import get_logger
@@ -38,16 +38,7 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
     "/functions/v1/functions/{name}",
     responses=errors(400, 401, 404, 413),
     openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "description": "Config fields to change, and optionally 'enabled'.",
-                    }
-                }
-            }
-        }
+        "requestBody": {"content": {"application/json": {"schema": CONFIG_CHANGES_REF}}}
     },
 )
 async def update_function(request: Request, name: str) -> dict[str, Any]:

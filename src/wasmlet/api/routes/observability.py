@@ -33,6 +33,12 @@ from wasmlet.observability.history_views import (
 
 router = APIRouter(tags=["observability"])
 MAX_CURSOR = NO_CURSOR
+_TIME: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"},
+    ]
+}
 
 
 async def _known(services: Services, name: str) -> None:
@@ -50,8 +56,12 @@ async def _known(services: Services, name: str) -> None:
 async def function_logs(
     request: Request,
     name: str,
-    since: str | None = Query(None, description="epoch seconds or ISO 8601, inclusive"),
-    until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive"),
+    since: str | None = Query(
+        None, description="epoch seconds or ISO 8601, inclusive", json_schema_extra=_TIME
+    ),
+    until: str | None = Query(
+        None, description="epoch seconds or ISO 8601, exclusive", json_schema_extra=_TIME
+    ),
     level: str | None = Query(
         None,
         description="minimum level: debug, info, warn, error",
@@ -90,7 +100,7 @@ async def function_invocations(
     status: str | None = Query(
         None,
         description="a status (500) or a class (5xx)",
-        pattern=r"^([1-5][0-9]{2}|[1-5][xX]{2})?$",
+        json_schema_extra={"pattern": r"^([1-5][0-9]{2}|[1-5][xX]{2})?$"},
     ),
     error_type: str | None = None,
     request_id: str | None = None,
