@@ -16,7 +16,14 @@ from wasmlet.api.auth import require_service_key
 from wasmlet.api.javascript import package_fields, runtime_of, source_text
 from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import FunctionError, InvalidConfig, InvalidPayload, InvalidTrigger, InvalidWasm
+from wasmlet.errors import (
+    FunctionError,
+    InvalidConfig,
+    InvalidPayload,
+    InvalidTrigger,
+    InvalidWasm,
+    Problem,
+)
 from wasmlet.observability.logs import get_logger
 from wasmlet.validation import json_problem
 
@@ -111,7 +118,10 @@ def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidPayload(f"Malformed deploy request: {json_problem(exc)}") from exc
+        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
+        raise InvalidPayload(
+            f"Malformed deploy request: {problem.problem}", problems=[problem]
+        ) from exc
     if not isinstance(data, dict):
         raise InvalidPayload("Malformed deploy request: expected a JSON object")
     fields["name"] = data.get("name")

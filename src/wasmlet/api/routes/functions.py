@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import CONFIG_CHANGES_REF, errors
 from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import InvalidConfig
+from wasmlet.errors import InvalidConfig, Problem
 from wasmlet.observability.logs import get_logger
 from wasmlet.validation import json_problem
 
@@ -48,7 +48,10 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     try:
         changes = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidConfig(f"Invalid function configuration: {json_problem(exc)}") from exc
+        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
+        raise InvalidConfig(
+            f"Invalid function configuration: {problem.problem}", problems=[problem]
+        ) from exc
     if not isinstance(changes, dict):
         raise InvalidConfig("Invalid function configuration: expected a JSON object")
     if isinstance(changes.get("config"), dict):

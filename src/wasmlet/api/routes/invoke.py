@@ -27,6 +27,7 @@ from wasmlet.errors import (
     FunctionNotFound,
     InvalidPayload,
     MethodNotAllowed,
+    Problem,
     Unauthorized,
 )
 from wasmlet.registry.models import FunctionRecord
@@ -224,6 +225,7 @@ def _check_payload(record: FunctionRecord, payload: bytes) -> None:
             raise InvalidPayload(
                 f"Malformed invocation payload: not valid JSON ({json_problem(exc)})",
                 function=record.name,
+                problems=[Problem("body", f"the body is not JSON: {json_problem(exc)}")],
             ) from exc
     elif declared == "text/plain":
         try:
