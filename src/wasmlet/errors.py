@@ -2,7 +2,9 @@
 
 Every failure a caller can see is a subclass of `FunctionError`. Each class carries
 its HTTP status, its `type` string (the error body's `type`, the metric label and the
-log field) and whether retrying can help, so those four never disagree::
+log field) and whether retrying can help (the body's `retriable`), so those never
+disagree. A refusal of the request's fields also carries `problems`: one `Problem`
+per field, the body's `errors` list::
 
     FunctionError                      500 function_error (root; never raised itself)
     ├── ClientError                    4xx: the request is wrong, retrying cannot help
@@ -15,13 +17,14 @@ log field) and whether retrying can help, so those four never disagree::
     │   ├── Unauthorized               401 unauthorized
     │   ├── FunctionNotFound           404 function_not_found
     │   ├── NotFound                   404 not_found (a route or record, not a function)
+    │   ├── MethodNotAllowed           405 method_not_allowed  (Allow)
     │   ├── PayloadTooLarge            413 payload_too_large
     │   └── TooManyRequests            429 too_many_requests   (Retry-After)
     └── ServerError                    5xx: the function or the platform failed
         ├── UserCodeError              500 function_error      (trap, non-zero exit)
         ├── HostFunctionError          500 host_function_error
         ├── RuntimeCrash               500 runtime_crash       (retriable)
-        ├── InternalError              500 internal_error      (a platform bug)
+        ├── InternalError              500 internal_error      (a platform bug; says no more)
         ├── CircuitOpen                503 circuit_open        (Retry-After)
         ├── DbUnavailable              503 db_unavailable      (retriable, Retry-After)
         ├── FunctionTimeout            504 timeout             (retriable)
@@ -30,7 +33,24 @@ log field) and whether retrying can help, so those four never disagree::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a request or a settings file.
+
+    `field` is where, for programs (`query.minutes`, `config.retry.max_retries`);
+    `problem` is one sentence for people, naming the field as the user wrote it.
+    """
+
+    field: str
+    problem: str
+
+    def view(self) -> dict[str, str]:
+        return {"field": self.field, "problem": self.problem}
 
 
 class FunctionError(Exception):
@@ -48,7 +68,11 @@ class FunctionError(Exception):
         function: str | None = None,
         retry_after: int | None = None,
         request_id: str | None = None,
+        problems: Sequence[Problem] = (),
     ) -> None:
+        self.problems = tuple(problems)
+        if message is None and self.problems:
+            message = "; ".join(p.problem for p in self.problems)
         self.message = message or (type(self).__doc__ or "").strip().splitlines()[0]
         self.function = function
         self.retry_after = retry_after if retry_after is not None else self.default_retry_after
@@ -125,6 +149,20 @@ class NotFound(ClientError):
     type = "not_found"
 
 
+class MethodNotAllowed(ClientError):
+    """Method not allowed"""
+
+    status = 405
+    type = "method_not_allowed"
+
+    def __init__(self, message: str | None = None, *, allow: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.allow = tuple(allow)
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)} if self.allow else {}
+
+
 class PayloadTooLarge(ClientError):
     """Payload too large"""
 
@@ -165,7 +203,7 @@ class RuntimeCrash(ServerError):
 
 
 class InternalError(ServerError):
-    """Internal server error"""
+    """internal error"""
 
     type = "internal_error"
 

@@ -1,22 +1,31 @@
 """Server settings: flags, then WASMLET_* environment variables, then an optional file.
 
 The file is TOML, named by WASMLET_CONFIG_FILE (or `wasmlet serve --config`). Nothing
-is read at import time: `load_settings` is called by the CLI or by a test.
+is read at import time: `load_settings` is called by the CLI or by a test. It raises
+`SettingsError` with one readable line per problem, each naming the setting the way
+its source spells it (`--port`, `WASMLET_PORT`, or `port` in the file).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
+
+from wasmlet.errors import Problem
+from wasmlet.validation import label_of, sentence
 
 MB = 1024 * 1024
 DAY = 24 * 3600
@@ -118,10 +127,58 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+class SettingsError(Exception):
+    """Settings that cannot start a server: one `Problem` per thing wrong."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.problem for p in problems))
+
+    def lines(self) -> list[str]:
+        return [problem.problem for problem in self.problems]
+
+
 def load_settings(**flags: Any) -> Settings:
     """Settings from flags (None means not given), the environment and the file."""
     given = {key: value for key, value in flags.items() if value is not None}
     config_file = given.pop("config_file", None)
     if config_file is not None:
         os.environ["WASMLET_CONFIG_FILE"] = str(config_file)
-    return Settings(**given)
+    file = os.environ.get("WASMLET_CONFIG_FILE") or None
+    if file is not None and not Path(file).is_file():
+        raise SettingsError([Problem("config_file", f"settings file {file} does not exist")])
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(_problems(exc, given, os.environ, file)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([Problem("config_file", f"settings file {file}: {exc}")]) from None
+    except SourceError as exc:
+        raise SettingsError([Problem("settings", str(exc))]) from None
+
+
+def _problems(
+    exc: ValidationError, flags: Mapping[str, Any], env: Mapping[str, str], file: str | None
+) -> list[Problem]:
+    found = []
+    for error in exc.errors():
+        field = label_of(error["loc"])
+        name = field.split(".")[0]
+        said, prefix = field, ""
+        if name in flags:
+            said = "--" + field.replace("_", "-")
+        elif name and f"WASMLET_{name.upper()}" in env:
+            said = f"WASMLET_{field.upper()}"
+        elif file:
+            prefix = f"settings file {file}: "
+        if error["type"] == "extra_forbidden":
+            text = f"{said} is not a known setting{_suggestion(name)}"
+        else:
+            text = sentence(said, error)
+        found.append(Problem(field or "settings", prefix + text))
+    return found
+
+
+def _suggestion(name: str) -> str:
+    close = difflib.get_close_matches(name, Settings.model_fields, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import wasmlet
-from wasmlet.api.errors import install_error_handlers
+from wasmlet.api.errors import LastResortMiddleware, install_error_handlers
+from wasmlet.api.openapi import install_openapi
 from wasmlet.api.request_id import RequestIdMiddleware
 from wasmlet.api.routes import (
     alerts,
@@ -23,6 +25,8 @@ from wasmlet.api.routes import (
 from wasmlet.api.services import Services
 from wasmlet.observability.logs import configure_logging
 from wasmlet.settings import Settings
+
+FAULTS_ENV = "WASMLET_TEST_FAULTS"  # "1" mounts the test-only fault routes
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -47,14 +51,17 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
+    app.add_middleware(LastResortMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(system.router)
-    app.include_router(deploy.router)
-    app.include_router(functions.router)
-    app.include_router(alerts.router)
-    app.include_router(jobs.router)
-    app.include_router(observability.router)
-    app.include_router(schedules.router)
+    if os.environ.get(FAULTS_ENV) == "1":
+        from wasmlet.api.routes import faults
+
+        app.include_router(faults.router)
+    management = (system, deploy, functions, alerts, jobs, observability, schedules)
+    for module in management:
+        app.include_router(module.router)
+    app.state.management_routes = tuple(r for m in management for r in m.router.routes)
     # The spec's invoke route first: it shadows nothing and is the hot path.
     app.router.routes.insert(0, invoke.FAST_INVOKE_ROUTE)
     app.router.routes.extend(invoke.FAST_SUPABASE_ROUTES)

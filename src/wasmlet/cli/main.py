@@ -45,9 +45,14 @@ def serve(**flags: Any) -> None:
     import uvicorn
 
     from wasmlet.api.app import create_app
-    from wasmlet.settings import load_settings
+    from wasmlet.settings import SettingsError, load_settings
 
-    settings = load_settings(**flags)
+    try:
+        settings = load_settings(**flags)
+    except SettingsError as exc:
+        for line in exc.lines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(ExitCode.USAGE)
     app = create_app(settings)
     click.echo(
         f"wasmlet listening on http://{settings.host}:{settings.port} "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from wasmlet.errors import InvalidPayload
+from wasmlet.errors import InvalidPayload, Problem
 from wasmlet.observability.history import SEVERITY
 from wasmlet.store.base import Row, Store
 
@@ -31,20 +31,22 @@ def parse_time(value: str | None, what: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        epoch = float(value)
     except ValueError:
         pass
+    else:
+        if math.isfinite(epoch):
+            return epoch
+        raise _bad_query(what, "must be a finite number of seconds")
     try:
         # A "+" left unencoded in a query string arrives as a space.
-        text = _SPACED_OFFSET.sub(r"+\1", value.strip()).replace("Z", "+00:00")
+        text = _SPACED_OFFSET.sub(r"+\1", value.strip()).upper().replace("Z", "+00:00")
         parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidPayload(
-            f"Malformed request: {what} must be epoch seconds or an ISO 8601 time"
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    except (ValueError, OverflowError) as exc:
+        raise _bad_query(what, "must be epoch seconds or an ISO 8601 time") from exc
 
 
 def min_severity(level: str | None) -> int:
@@ -53,9 +55,7 @@ def min_severity(level: str | None) -> int:
         return 0
     name = LEVEL_ALIASES.get(level.lower(), level.lower())
     if name not in SEVERITY:
-        raise InvalidPayload(
-            f"Malformed request: level must be one of {', '.join(SEVERITY)} (got {level!r})"
-        )
+        raise _bad_query("level", f"must be one of {', '.join(SEVERITY)}")
     return SEVERITY[name]
 
 
@@ -69,7 +69,11 @@ def status_range(status: str | None) -> tuple[int, int]:
         return low, low + 99
     if text.isdigit() and 100 <= int(text) <= 599:
         return int(text), int(text)
-    raise InvalidPayload(f"Malformed request: status must be like 500 or 5xx (got {status!r})")
+    raise _bad_query("status", "must be like 500 or 5xx")
+
+
+def _bad_query(name: str, problem: str) -> InvalidPayload:
+    return InvalidPayload(problems=[Problem(f"query.{name}", f"{name} {problem}")])
 
 
 @dataclass(frozen=True, slots=True)

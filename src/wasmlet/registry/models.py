@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wasmlet.errors import InvalidConfig
+from wasmlet.validation import label_of, problems
 
 ContentType = Literal["application/json", "text/plain", "application/octet-stream"]
 
@@ -57,18 +58,18 @@ class FunctionConfig(BaseModel):
         try:
             return cls.model_validate(raw if raw is not None else {})
         except ValidationError as exc:
-            raise InvalidConfig(f"Invalid function configuration: {_summary(exc)}") from exc
+            found = problems(
+                exc.errors(),
+                field_of=lambda loc: label_of(("config", *loc)),
+                said_as=lambda loc: label_of(loc) or "config",
+            )
+            summary = "; ".join(p.problem for p in found)
+            raise InvalidConfig(
+                f"Invalid function configuration: {summary}", problems=found
+            ) from exc
 
     def merged(self, changes: dict[str, Any]) -> FunctionConfig:
         return FunctionConfig.parse({**self.model_dump(), **changes})
-
-
-def _summary(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "config"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from wasmlet.api.auth import require_service_key
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 
 router = APIRouter(tags=["alerts"])
 
 
-@router.get("/functions/v1/alerts")
+@router.get("/functions/v1/alerts", responses=errors(401))
 async def list_alerts(request: Request) -> dict[str, Any]:
     """Alerts firing now, most severe first: the rules of deploy/prometheus/alerts.yml,
     evaluated inside the server every 15 s."""

@@ -14,9 +14,18 @@ from starlette.datastructures import UploadFile
 
 from wasmlet.api.auth import require_service_key
 from wasmlet.api.javascript import package_fields, runtime_of, source_text
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import FunctionError, InvalidConfig, InvalidPayload, InvalidTrigger, InvalidWasm
+from wasmlet.errors import (
+    FunctionError,
+    InvalidConfig,
+    InvalidPayload,
+    InvalidTrigger,
+    InvalidWasm,
+    Problem,
+)
 from wasmlet.observability.logs import get_logger
+from wasmlet.validation import json_problem
 
 router = APIRouter()
 MAX_MODULE_BYTES = 64 * 1024 * 1024
@@ -59,7 +68,16 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
 }
 
 
-@router.post("/functions/v1/deploy", openapi_extra=_DEPLOY_SCHEMA, tags=["functions"])
+@router.post(
+    "/functions/v1/deploy",
+    openapi_extra=_DEPLOY_SCHEMA,
+    tags=["functions"],
+    responses={
+        **errors(400, 401, 413),
+        200: {"description": "Redeployed: the function's record, at its new version"},
+        201: {"description": "Created: the function's record"},
+    },
+)
 async def deploy(request: Request) -> JSONResponse:
     """Create a function, or redeploy it as a new version."""
     services = services_of(request)
@@ -100,7 +118,10 @@ def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidPayload(f"Malformed deploy request: {exc}") from exc
+        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
+        raise InvalidPayload(
+            f"Malformed deploy request: {problem.problem}", problems=[problem]
+        ) from exc
     if not isinstance(data, dict):
         raise InvalidPayload("Malformed deploy request: expected a JSON object")
     fields["name"] = data.get("name")
@@ -153,4 +174,4 @@ def _json_field(raw: object, field: str, error: type[FunctionError]) -> object:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise error(f"'{field}' is not valid JSON: {exc}") from exc
+        raise error(f"'{field}' is not valid JSON: {json_problem(exc)}") from exc

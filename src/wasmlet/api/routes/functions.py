@@ -9,14 +9,16 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
+from wasmlet.api.openapi import CONFIG_CHANGES_REF, errors
 from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import InvalidConfig
+from wasmlet.errors import InvalidConfig, Problem
 from wasmlet.observability.logs import get_logger
+from wasmlet.validation import json_problem
 
 router = APIRouter(tags=["functions"])
 
 
-@router.get("/functions/v1/functions")
+@router.get("/functions/v1/functions", responses=errors(401))
 async def list_functions(request: Request) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
@@ -24,7 +26,7 @@ async def list_functions(request: Request) -> dict[str, Any]:
     return {"functions": [record.public_view() for record in records]}
 
 
-@router.get("/functions/v1/functions/{name}")
+@router.get("/functions/v1/functions/{name}", responses=errors(401, 404))
 async def get_function(request: Request, name: str) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
@@ -34,17 +36,9 @@ async def get_function(request: Request, name: str) -> dict[str, Any]:
 
 @router.patch(
     "/functions/v1/functions/{name}",
+    responses=errors(400, 401, 404, 413),
     openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "description": "Config fields to change, and optionally 'enabled'.",
-                    }
-                }
-            }
-        }
+        "requestBody": {"content": {"application/json": {"schema": CONFIG_CHANGES_REF}}}
     },
 )
 async def update_function(request: Request, name: str) -> dict[str, Any]:
@@ -54,7 +48,10 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     try:
         changes = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidConfig(f"Invalid function configuration: {exc}") from exc
+        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
+        raise InvalidConfig(
+            f"Invalid function configuration: {problem.problem}", problems=[problem]
+        ) from exc
     if not isinstance(changes, dict):
         raise InvalidConfig("Invalid function configuration: expected a JSON object")
     if isinstance(changes.get("config"), dict):
@@ -67,7 +64,7 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     return record.public_view()
 
 
-@router.delete("/functions/v1/functions/{name}", status_code=204)
+@router.delete("/functions/v1/functions/{name}", status_code=204, responses=errors(401, 404))
 async def delete_function(request: Request, name: str) -> Response:
     services = services_of(request)
     require_service_key(request, services.keys)

@@ -10,41 +10,111 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from wasmlet.api.auth import may_invoke
+from wasmlet.api.openapi import FUNCTION_OUTCOMES, errors
 from wasmlet.api.request_id import request_id_of
 from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import FunctionError, FunctionNotFound, InvalidPayload, Unauthorized
+from wasmlet.errors import (
+    FunctionError,
+    FunctionNotFound,
+    InvalidPayload,
+    MethodNotAllowed,
+    Problem,
+    Unauthorized,
+)
 from wasmlet.registry.models import FunctionRecord
+from wasmlet.registry.names import RESERVED_NAMES
 from wasmlet.reliability.invoker import InvocationRequest
 from wasmlet.triggers.queue import HTTP_ASYNC, NewJob
+from wasmlet.validation import json_problem
 
 router = APIRouter(tags=["invoke"])
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 _HIDDEN_HEADERS = frozenset({"authorization", "apikey", "cookie"})
 
+_INVOKE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **errors(400, 401, 404, 413, 429, *FUNCTION_OUTCOMES, function_outcomes=True),
+    200: {
+        "description": "The function's stdout, with the status and headers it set "
+        "(the media type is its own)",
+        "content": {"*/*": {"schema": {}}},
+    },
+    202: {"description": "Asynchronous (`Prefer: respond-async` or `?async=1`): queued"},
+}
+_ASYNC_PARAMETERS = [
+    {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": "`respond-async`: queue the invocation and answer 202",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "async",
+        "in": "query",
+        "required": False,
+        "description": "`1`, `true` or `yes`: the same as `Prefer: respond-async`",
+        "schema": {"type": "string"},
+    },
+]
+_PAYLOAD = {
+    "required": False,
+    "description": "The function's stdin",
+    "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {}},
+        "text/plain": {"schema": {"type": "string"}},
+    },
+}
+_WITH_BODY = ("POST", "PUT", "PATCH")
 
-@router.post("/functions/v1/invoke/{name}")
+
+def _docs(method: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {"parameters": _ASYNC_PARAMETERS}
+    if method in _WITH_BODY:
+        extra["requestBody"] = _PAYLOAD
+    return {"methods": [method], "openapi_extra": extra}
+
+
+@router.api_route("/functions/v1/invoke/{name}", responses=_INVOKE_RESPONSES, **_docs("POST"))
 async def invoke(request: Request, name: str) -> Response:
     """Invoke a function; the body is its stdin, its stdout is the response."""
     return await _invoke(request, name, "/")
 
 
-@router.api_route("/functions/v1/{name}", methods=ALL_METHODS)
 async def invoke_supabase(request: Request, name: str) -> Response:
-    """Supabase-compatible invocation (supabase-js / supabase-py `functions.invoke`)."""
+    """Supabase-compatible invocation (supabase-js / supabase-py `functions.invoke`).
+
+    A 405 answers a path that belongs to a management route with another method.
+    """
     return await _invoke(request, name, "/")
 
 
-@router.api_route("/functions/v1/{name}/{subpath:path}", methods=ALL_METHODS)
 async def invoke_supabase_subpath(request: Request, name: str, subpath: str) -> Response:
+    """The same, with a path after the function's name (the guest sees it)."""
     return await _invoke(request, name, "/" + subpath)
+
+
+for _method in ALL_METHODS:
+    for _path, _endpoint in (
+        ("/functions/v1/{name}", invoke_supabase),
+        ("/functions/v1/{name}/{subpath:path}", invoke_supabase_subpath),
+    ):
+        router.add_api_route(
+            _path,
+            _endpoint,
+            responses={**_INVOKE_RESPONSES, **errors(405)},
+            operation_id=f"{_endpoint.__name__}_{_method.lower()}",
+            **_docs(_method),
+        )
 
 
 async def _fast_invoke(request: Request) -> Response:
@@ -60,6 +130,8 @@ FAST_SUPABASE_ROUTES = [
 
 
 async def _invoke(request: Request, name: str, path: str) -> Response:
+    if name in RESERVED_NAMES:
+        _refuse_reserved(request, name)
     services = services_of(request)
     record = services.registry.find(name)
     try:
@@ -102,6 +174,18 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     return response
 
 
+def _refuse_reserved(request: Request, name: str) -> None:
+    """A reserved name is never a function: the path is a management route's, with
+    another method (405 and `Allow`), or nothing's (404)."""
+    allowed: set[str] = set()
+    for route in request.app.state.management_routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            allowed.update(route.methods)
+    if allowed:
+        raise MethodNotAllowed(f"{request.method} is not allowed here", allow=sorted(allowed))
+    raise FunctionNotFound(f"Function not found: {name}", function=name)
+
+
 def _wants_async(request: Request) -> bool:
     prefer = request.headers.get("prefer", "")
     if any(part.strip().lower() == "respond-async" for part in prefer.split(",")):
@@ -139,7 +223,9 @@ def _check_payload(record: FunctionRecord, payload: bytes) -> None:
             json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidPayload(
-                f"Malformed invocation payload: not valid JSON ({exc})", function=record.name
+                f"Malformed invocation payload: not valid JSON ({json_problem(exc)})",
+                function=record.name,
+                problems=[Problem("body", f"the body is not JSON: {json_problem(exc)}")],
             ) from exc
     elif declared == "text/plain":
         try:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import may_invoke, require_service_key
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 from wasmlet.errors import NotFound, Unauthorized
 from wasmlet.triggers.queue import DeadLetterFilter, JobStatus
@@ -46,7 +47,9 @@ def _entry(row: dict[str, Any], *, with_payload: bool) -> dict[str, Any]:
     return entry
 
 
-@router.get("/functions/v1/invocations/{invocation_id}", tags=["invoke"])
+@router.get(
+    "/functions/v1/invocations/{invocation_id}", tags=["invoke"], responses=errors(401, 404)
+)
 async def get_invocation(request: Request, invocation_id: str) -> dict[str, Any]:
     """State and outcome of an asynchronous invocation (or a database event's delivery)."""
     services = services_of(request)
@@ -69,13 +72,13 @@ def _filter(function: str | None, error_type: str | None, job_id: str | None = N
     return DeadLetterFilter(id=job_id, function=function, error_type=error_type)
 
 
-@router.get("/functions/v1/dlq", tags=["dead letters"])
+@router.get("/functions/v1/dlq", tags=["dead letters"], responses=errors(400, 401))
 async def list_dead_letters(
     request: Request,
     function: str | None = None,
     error_type: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),
 ) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
@@ -85,7 +88,7 @@ async def list_dead_letters(
     return {"entries": [_entry(row, with_payload=False) for row in rows], "total": total}
 
 
-@router.post("/functions/v1/dlq/retry", tags=["dead letters"])
+@router.post("/functions/v1/dlq/retry", tags=["dead letters"], responses=errors(401))
 async def retry_dead_letters(
     request: Request, function: str | None = None, error_type: str | None = None
 ) -> dict[str, int]:
@@ -97,7 +100,7 @@ async def retry_dead_letters(
     return {"requeued": count}
 
 
-@router.delete("/functions/v1/dlq", tags=["dead letters"])
+@router.delete("/functions/v1/dlq", tags=["dead letters"], responses=errors(401))
 async def purge_dead_letters(
     request: Request, function: str | None = None, error_type: str | None = None
 ) -> dict[str, int]:
@@ -115,12 +118,14 @@ async def _dead_row(request: Request, entry_id: str) -> dict[str, Any]:
     return row
 
 
-@router.get("/functions/v1/dlq/{entry_id}", tags=["dead letters"])
+@router.get("/functions/v1/dlq/{entry_id}", tags=["dead letters"], responses=errors(401, 404))
 async def get_dead_letter(request: Request, entry_id: str) -> dict[str, Any]:
     return _entry(await _dead_row(request, entry_id), with_payload=True)
 
 
-@router.post("/functions/v1/dlq/{entry_id}/retry", tags=["dead letters"])
+@router.post(
+    "/functions/v1/dlq/{entry_id}/retry", tags=["dead letters"], responses=errors(401, 404)
+)
 async def retry_dead_letter(request: Request, entry_id: str) -> dict[str, int]:
     await _dead_row(request, entry_id)
     services = services_of(request)
@@ -129,7 +134,12 @@ async def retry_dead_letter(request: Request, entry_id: str) -> dict[str, int]:
     return {"requeued": count}
 
 
-@router.delete("/functions/v1/dlq/{entry_id}", status_code=204, tags=["dead letters"])
+@router.delete(
+    "/functions/v1/dlq/{entry_id}",
+    status_code=204,
+    tags=["dead letters"],
+    responses=errors(401, 404),
+)
 async def delete_dead_letter(request: Request, entry_id: str) -> Response:
     await _dead_row(request, entry_id)
     services = services_of(request)

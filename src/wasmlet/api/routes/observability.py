@@ -14,10 +14,14 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 from wasmlet.api.services import Services
 from wasmlet.errors import FunctionNotFound
+from wasmlet.observability.history import SEVERITY
 from wasmlet.observability.history_views import (
+    LEVEL_ALIASES,
+    NO_CURSOR,
     InvocationQuery,
     LogQuery,
     iso,
@@ -28,6 +32,13 @@ from wasmlet.observability.history_views import (
 )
 
 router = APIRouter(tags=["observability"])
+MAX_CURSOR = NO_CURSOR
+_TIME: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"},
+    ]
+}
 
 
 async def _known(services: Services, name: str) -> None:
@@ -41,15 +52,25 @@ async def _known(services: Services, name: str) -> None:
         raise FunctionNotFound(f"Function not found: {name}", function=name)
 
 
-@router.get("/functions/v1/functions/{name}/logs")
+@router.get("/functions/v1/functions/{name}/logs", responses=errors(400, 401, 404))
 async def function_logs(
     request: Request,
     name: str,
-    since: str | None = Query(None, description="epoch seconds or ISO 8601, inclusive"),
-    until: str | None = Query(None, description="epoch seconds or ISO 8601, exclusive"),
-    level: str | None = Query(None, description="minimum level: debug, info, warn, error"),
+    since: str | None = Query(
+        None, description="epoch seconds or ISO 8601, inclusive", json_schema_extra=_TIME
+    ),
+    until: str | None = Query(
+        None, description="epoch seconds or ISO 8601, exclusive", json_schema_extra=_TIME
+    ),
+    level: str | None = Query(
+        None,
+        description="minimum level: debug, info, warn, error",
+        json_schema_extra={"enum": [*SEVERITY, *LEVEL_ALIASES]},
+    ),
     request_id: str | None = Query(None, description="one invocation's lines"),
-    after: int | None = Query(None, ge=0, description="cursor: lines after this one"),
+    after: int | None = Query(
+        None, ge=0, le=MAX_CURSOR, description="cursor: lines after this one"
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """What the function wrote (stderr, `log` host calls) and platform error lines.
@@ -72,14 +93,20 @@ async def function_logs(
     return await run_in_threadpool(services.history_reader.logs, name, query)
 
 
-@router.get("/functions/v1/functions/{name}/invocations")
+@router.get("/functions/v1/functions/{name}/invocations", responses=errors(400, 401, 404))
 async def function_invocations(
     request: Request,
     name: str,
-    status: str | None = Query(None, description="a status (500) or a class (5xx)"),
+    status: str | None = Query(
+        None,
+        description="a status (500) or a class (5xx)",
+        json_schema_extra={"pattern": r"^([1-5][0-9]{2}|[1-5][xX]{2})?$"},
+    ),
     error_type: str | None = None,
     request_id: str | None = None,
-    before: int | None = Query(None, ge=0, description="cursor from the previous page"),
+    before: int | None = Query(
+        None, ge=0, le=MAX_CURSOR, description="cursor from the previous page"
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """Invocations, newest first: sync and async, refused ones too, with their outcome."""
@@ -96,7 +123,7 @@ async def function_invocations(
     return await run_in_threadpool(services.history_reader.invocations, name, query)
 
 
-@router.get("/functions/v1/stats")
+@router.get("/functions/v1/stats", responses=errors(400, 401))
 async def stats(request: Request, minutes: float = Query(5.0, gt=0, le=24 * 60)) -> dict[str, Any]:
     """Per function over the last `minutes`: invocations, errors (5xx), error rate,
     timeouts, memory limit hits, p50/p99 duration (nearest rank) and breaker state;

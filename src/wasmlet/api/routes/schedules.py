@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 from wasmlet.errors import NotFound
 from wasmlet.triggers.queue import NewJob
@@ -40,7 +41,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/functions/v1/schedules")
+@router.get("/functions/v1/schedules", responses=errors(401))
 async def list_schedules(request: Request) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
@@ -62,7 +63,7 @@ async def _find(request: Request, function: str, schedule_id: str) -> dict[str, 
     raise NotFound(f"No schedule {schedule_id} for function {function}")
 
 
-@router.post("/functions/v1/schedules/{function}/{schedule_id}/pause")
+@router.post("/functions/v1/schedules/{function}/{schedule_id}/pause", responses=errors(401, 404))
 async def pause_schedule(request: Request, function: str, schedule_id: str) -> dict[str, Any]:
     await _find(request, function, schedule_id)
     services = services_of(request)
@@ -70,7 +71,7 @@ async def pause_schedule(request: Request, function: str, schedule_id: str) -> d
     return _view(await _find(request, function, schedule_id))
 
 
-@router.post("/functions/v1/schedules/{function}/{schedule_id}/resume")
+@router.post("/functions/v1/schedules/{function}/{schedule_id}/resume", responses=errors(401, 404))
 async def resume_schedule(request: Request, function: str, schedule_id: str) -> dict[str, Any]:
     """Resume; runs missed while paused follow the schedule's catch-up policy."""
     await _find(request, function, schedule_id)
@@ -79,7 +80,11 @@ async def resume_schedule(request: Request, function: str, schedule_id: str) -> 
     return _view(await _find(request, function, schedule_id))
 
 
-@router.post("/functions/v1/schedules/{function}/{schedule_id}/run", status_code=202)
+@router.post(
+    "/functions/v1/schedules/{function}/{schedule_id}/run",
+    status_code=202,
+    responses=errors(401, 404),
+)
 async def run_schedule_now(request: Request, function: str, schedule_id: str) -> dict[str, Any]:
     row = await _find(request, function, schedule_id)
     services = services_of(request)

@@ -8,12 +8,22 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={
+        **errors(),
+        503: {
+            "description": "Unhealthy: no worker alive or the scheduler stalled (same body)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 async def health(request: Request) -> JSONResponse:
     services = services_of(request)
     alive = services.pool.alive
@@ -34,7 +44,17 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        **errors(),
+        200: {
+            "description": "Prometheus text exposition",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        },
+    },
+)
 async def metrics(request: Request) -> Response:
     services = services_of(request)
     services.metrics.workers_alive.set(services.pool.alive)
