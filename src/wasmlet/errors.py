@@ -30,6 +30,7 @@ log field) and whether retrying can help, so those four never disagree::
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 
@@ -215,3 +216,10 @@ def _all_subclasses(cls: type[FunctionError]) -> list[type[FunctionError]]:
         found.append(sub)
         found.extend(_all_subclasses(sub))
     return found
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """User text for a message: JSON-quoted ASCII, cut at `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    shown = json.dumps(text[:limit])
+    return shown[:-1] + '..."' if len(text) > limit else shown

@@ -132,13 +132,14 @@ class Registry:
     def list(self) -> list[FunctionRecord]:
         return [FunctionRecord.from_row(row) for row in self._store.fetch_all("list_functions")]
 
-    def update(self, name: str, changes: dict[str, Any]) -> FunctionRecord:
+    def update(self, name: str, changes: dict[str, Any], field: str = "") -> FunctionRecord:
+        """Change config fields (and `enabled`); `field` is where the user wrote them."""
         record = self.get(name, cached=False)
         changes = dict(changes)
         enabled = changes.pop("enabled", record.enabled)
         if not isinstance(enabled, bool):
             raise InvalidConfig("Invalid function configuration: enabled must be true or false")
-        config = self._check_limits(record.config.merged(changes))
+        config = self._check_limits(record.config.merged(changes, field))
         self._store.execute(
             "update_function_config",
             name=name,

@@ -53,14 +53,19 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     body = await read_body(request, 1024 * 1024)
     try:
         changes = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidConfig(f"Invalid function configuration: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidConfig("Invalid function configuration: the body is not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidConfig(f"Invalid function configuration: not JSON ({exc})") from exc
     if not isinstance(changes, dict):
         raise InvalidConfig("Invalid function configuration: expected a JSON object")
-    if isinstance(changes.get("config"), dict):
+    field = ""
+    if "config" in changes:
         nested = changes.pop("config")
-        changes = {**nested, **changes}
-    record = await run_in_threadpool(services.registry.update, name, changes)
+        if not isinstance(nested, dict):
+            raise InvalidConfig("Invalid function configuration: config must be an object")
+        changes, field = {**nested, **changes}, "config"
+    record = await run_in_threadpool(services.registry.update, name, changes, field)
     get_logger("update").info(
         "function updated", function=name, enabled=record.enabled, fields=sorted(changes)
     )
