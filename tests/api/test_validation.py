@@ -72,6 +72,10 @@ CONFIGS = {
     "timeout-bool": ({"timeout_ms": True}, "config.timeout_ms must be an integer"),
     "timeout-huge-float": ({"timeout_ms": 1e308}, "config.timeout_ms must be an integer"),
     "timeout-float": ({"timeout_ms": 10.5}, "config.timeout_ms must be an integer"),
+    "timeout-over-operator-max": (
+        {"timeout_ms": 400_000},
+        "config.timeout_ms must be at most 300000 (the operator's maximum)",
+    ),
     "memory-bool": ({"memory_mb": True}, "config.memory_mb must be an integer"),
     "public-string": ({"public": "yes"}, "config.public must be true or false"),
     "public-int": ({"public": 1}, "config.public must be true or false"),

@@ -40,6 +40,7 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["name"],
+                    "additionalProperties": False,
                     "properties": {
                         "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
                         "wasm": {"type": "string", "format": "byte"},
