@@ -30,7 +30,6 @@ HTTP = "http"
 
 MAX_TRIGGERS = 32
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-HANDLER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]{0,127}")
 _FIELDS = {HTTP: {"type", "handler"}, DATABASE: {"type", "table", "events", "handler"}}
 
 
@@ -110,9 +109,8 @@ class TriggerInstaller:
         self._db.drop_triggers(function)
         for trigger in triggers:
             if trigger["type"] == DATABASE:
-                self._db.install_trigger(
-                    function, self.table_ref(trigger["table"]), trigger["events"]
-                )
+                schema, _, table = trigger["table"].rpartition(".")  # stored normalized
+                self._db.install_trigger(function, TableRef(schema, table), trigger["events"])
         if self._schedules is not None:
             self._schedules.sync(function, triggers)
 
