@@ -29,7 +29,8 @@ HTTP = "http"
 
 
 MAX_TRIGGERS = 32
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_TABLE_NAME = 127
 _FIELDS = {HTTP: {"type", "handler"}, DATABASE: {"type", "table", "events", "handler"}}
 
 
@@ -93,15 +94,16 @@ class TriggerInstaller:
         }
 
     def table_ref(self, raw: object, where: str = "trigger") -> TableRef:
-        if not isinstance(raw, str) or not raw:
+        if not isinstance(raw, str) or not raw or len(raw) > MAX_TABLE_NAME:
             raise InvalidTrigger(
-                f"Invalid trigger configuration: {where}.table must be a table name"
+                f"Invalid trigger configuration: {where}.table must be a table name "
+                f"(at most {MAX_TABLE_NAME} characters)"
             )
         schema, _, table = raw.rpartition(".")
         if not all(IDENTIFIER.fullmatch(part) for part in (schema or "x", table)):
             raise InvalidTrigger(
                 f"Invalid trigger configuration: {where}.table {quoted(raw)} is not a table "
-                "name ([schema.]table: letters, digits and '_', at most 63 each)"
+                "name ([schema.]table: letters, digits and '_', not starting with a digit)"
             )
         return TableRef(schema or self._db.default_schema, table)
 
