@@ -33,6 +33,7 @@ per field, the body's `errors` list::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -253,3 +254,10 @@ def _all_subclasses(cls: type[FunctionError]) -> list[type[FunctionError]]:
         found.append(sub)
         found.extend(_all_subclasses(sub))
     return found
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """User text for a message: JSON-quoted ASCII, cut at `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    shown = json.dumps(text[:limit])
+    return shown[:-1] + '..."' if len(text) > limit else shown

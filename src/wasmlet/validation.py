@@ -9,31 +9,33 @@ the "line 1 column 2" that `json.JSONDecodeError` puts in its message.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from wasmlet.errors import Problem
+from wasmlet.errors import Problem, quoted
 
 Loc = Sequence[int | str]
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _BOUNDS = {
     "greater_than": ("gt", "greater than"),
-    "greater_than_equal": ("ge", "greater than or equal to"),
+    "greater_than_equal": ("ge", "at least"),
     "less_than": ("lt", "less than"),
-    "less_than_equal": ("le", "less than or equal to"),
+    "less_than_equal": ("le", "at most"),
     "multiple_of": ("multiple_of", "a multiple of"),
 }
 _KINDS = {
-    "int_parsing": "a whole number",
-    "int_type": "a whole number",
-    "int_from_float": "a whole number",
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
     "float_parsing": "a number",
     "float_type": "a number",
     "finite_number": "a finite number",
     "bool_parsing": "true or false",
     "bool_type": "true or false",
-    "string_type": "text",
-    "string_unicode": "text",
+    "string_type": "a string",
+    "string_unicode": "a string",
     "dict_type": "an object",
     "model_type": "an object",
     "model_attributes_type": "an object",
@@ -60,6 +62,23 @@ def label_of(loc: Loc) -> str:
     return text
 
 
+def field_path(prefix: str, *parts: object) -> str:
+    """`config.retry.max_retries` from a prefix (a path already) and keys; a key that is
+    not a plain name is quoted (`config.env["a b"]`); a dict key's own error names the key."""
+    if parts[-1:] == ("[key]",):
+        parts = parts[:-2]
+    path = prefix
+    for part in parts:
+        text = str(part)
+        if isinstance(part, int) and not isinstance(part, bool):
+            path += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(text):
+            path += f".{text}" if path else text
+        else:
+            path += f"[{quoted(text)}]"
+    return path or "value"
+
+
 def sentence(label: str, error: Mapping[str, Any]) -> str:
     """One sentence that says what is wrong with `label`, from one pydantic error."""
     kind = str(error.get("type", ""))
@@ -80,7 +99,7 @@ def sentence(label: str, error: Mapping[str, Any]) -> str:
     if kind == "string_pattern_mismatch":
         return f"{subject} must match {_plain(ctx.get('pattern'))}"
     if kind in ("literal_error", "enum"):
-        return f"{subject} must be {_plain(ctx.get('expected'))}"
+        return f"{subject} must be one of {_plain(ctx.get('expected'))}"
     if kind in ("json_invalid", "json_type"):
         return f"{subject} is not valid JSON"
     if kind in ("value_error", "assertion_error"):

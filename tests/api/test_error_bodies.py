@@ -43,9 +43,9 @@ FN = "errbodies-json"
 CASES = [
     Invalid("GET", "/functions/v1/stats", "minutes must be greater than 0", "query.minutes",
             query={"minutes": "0"}),
-    Invalid("GET", "/functions/v1/dlq", "limit must be a whole number", "query.limit",
+    Invalid("GET", "/functions/v1/dlq", "limit must be an integer", "query.limit",
             query={"limit": "many"}),
-    Invalid("GET", "/functions/v1/dlq", "offset must be greater than or equal to 0",
+    Invalid("GET", "/functions/v1/dlq", "offset must be at least 0",
             "query.offset", query={"offset": "-1"}),
     Invalid("GET", f"/functions/v1/functions/{FN}/logs",
             "since must be epoch seconds or an ISO 8601 time", "query.since",
@@ -55,16 +55,16 @@ CASES = [
     Invalid("GET", f"/functions/v1/functions/{FN}/invocations", "status must be like 500 or 5xx",
             "query.status", query={"status": "600"}),
     Invalid("GET", f"/functions/v1/functions/{FN}/invocations",
-            "before must be greater than or equal to 0", "query.before", query={"before": "-2"}),
+            "before must be at least 0", "query.before", query={"before": "-2"}),
     Invalid("PATCH", f"/functions/v1/functions/{FN}",
-            "timeout_ms must be greater than or equal to 1", "config.timeout_ms",
+            "timeout_ms must be at least 1", "timeout_ms",
             body={"timeout_ms": 0}),
-    Invalid("PATCH", f"/functions/v1/functions/{FN}", "retry.max_retries must be a whole number",
-            "config.retry.max_retries", body={"retry": {"max_retries": "often"}}),
+    Invalid("PATCH", f"/functions/v1/functions/{FN}", "retry.max_retries must be an integer",
+            "retry.max_retries", body={"retry": {"max_retries": "often"}}),
     Invalid("PATCH", f"/functions/v1/functions/{FN}",
             "expecting property name enclosed in double quotes at character 1", "body",
             content=b"{nope"),
-    Invalid("POST", "/functions/v1/deploy", "memory_mb must be a whole number",
+    Invalid("POST", "/functions/v1/deploy", "memory_mb must be an integer",
             "config.memory_mb",
             body={"name": "errbodies-x", "wasm": "AGFzbQEAAAA=", "config": {"memory_mb": "lots"}}),
     Invalid("POST", "/functions/v1/deploy", "colour is not a known field", "config.colour",
@@ -127,12 +127,10 @@ def test_every_problem_is_listed(server: ServerProcess) -> None:
     error = response.json()["error"]
     assert error["type"] == "invalid_payload"
     assert error["errors"] == [
-        {"field": "query.limit", "problem": "limit must be greater than or equal to 1"},
-        {"field": "query.offset", "problem": "offset must be greater than or equal to 0"},
+        {"field": "query.limit", "problem": "limit must be at least 1"},
+        {"field": "query.offset", "problem": "offset must be at least 0"},
     ]
-    assert error["message"] == (
-        "limit must be greater than or equal to 1; offset must be greater than or equal to 0"
-    )
+    assert error["message"] == ("limit must be at least 1; offset must be at least 0")
 
 
 def test_error_body_says_whether_retrying_can_help(server: ServerProcess) -> None:

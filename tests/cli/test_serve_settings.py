@@ -45,8 +45,8 @@ def test_wrong_types_in_the_settings_file_one_line_each(tmp_path: Path) -> None:
     file = tmp_path / "wasmlet.toml"
     file.write_text('port = "eighty"\nworkers = 0\nhistory = "maybe"\n')
     assert lines_of(serve(tmp_path, "--config", str(file))) == [
-        f"error: settings file {file}: port must be a whole number",
-        f"error: settings file {file}: workers must be greater than or equal to 1",
+        f"error: settings file {file}: port must be an integer",
+        f"error: settings file {file}: workers must be at least 1",
         f"error: settings file {file}: history must be true or false",
     ]
 
@@ -54,8 +54,8 @@ def test_wrong_types_in_the_settings_file_one_line_each(tmp_path: Path) -> None:
 def test_flags_and_environment_are_named_as_written(tmp_path: Path) -> None:
     done = serve(tmp_path, "--port", "70000", WASMLET_GLOBAL_CONCURRENCY="lots")
     assert lines_of(done) == [
-        "error: --port must be less than or equal to 65535",
-        "error: WASMLET_GLOBAL_CONCURRENCY must be a whole number",
+        "error: --port must be at most 65535",
+        "error: WASMLET_GLOBAL_CONCURRENCY must be an integer",
     ]
 
 

@@ -119,4 +119,6 @@ def test_async_client_and_async_invocations(server: ServerProcess, fname: str) -
         while c.invocation(invocation_id)["status"] != "done":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert c.invocation(invocation_id)["result"]["body"]["text"] == "queued"
+        state = c.invocation(invocation_id)
+        assert state["result"]["body"]["text"] == "queued"
+        assert state["request_id"] and state["request_id"] != invocation_id

@@ -40,7 +40,7 @@ def _function(store: Store, name: str) -> None:
 def setup(store: Store, clock: Clock, trigger: dict[str, Any], name: str = "f") -> Scheduler:
     store.migrate()
     _function(store, name)
-    ScheduleBook(store, clock).sync(name, [validate_schedule(trigger)])
+    ScheduleBook(store, clock).sync(name, [validate_schedule(trigger, clock.now)])
     queue = JobQueue(store, node="n1", clock=clock)
     return Scheduler(store, queue, None, clock=clock, tick_s=1.0)
 
@@ -63,11 +63,23 @@ def _all_jobs(store: Store) -> list[dict[str, Any]]:
         {"type": "schedule", "cron": "*/5 * * * *", "catch_up": "some"},
         {"type": "schedule", "cron": "*/5 * * * *", "catch_up_cap": 0},
         {"type": "schedule"},
+        {"type": "schedule", "cron": "0 0 31 2 *"},
+        {"type": "schedule", "cron": "0 0 0 30 2 *"},
+        {"type": "schedule", "cron": "0 0 31 4 *", "timezone": "Europe/Paris"},
     ],
 )
 def test_invalid_schedules_are_refused(trigger: dict[str, Any]) -> None:
     with pytest.raises(InvalidTrigger):
-        validate_schedule(trigger)
+        validate_schedule(trigger, datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    "now", [datetime(2097, 3, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)]
+)
+def test_leap_day_is_within_the_horizon(now: datetime) -> None:
+    """29 February 2104 is seven years after March 2097 (2100 is no leap year)."""
+    trigger = {"type": "schedule", "cron": "0 0 29 2 *"}
+    assert validate_schedule(trigger, now.timestamp())["cron"] == "0 0 29 2 *"
 
 
 def test_fires_at_local_9am_across_a_dst_change(store: Store) -> None:

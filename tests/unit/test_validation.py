@@ -34,12 +34,12 @@ def _sentences(data: object) -> list[str]:
         ({"minutes": 0}, "minutes must be greater than 0"),
         ({"minutes": "soon"}, "minutes must be a number"),
         ({}, "minutes is required"),
-        ({"minutes": 1, "limit": 5000}, "limit must be less than or equal to 1000"),
-        ({"minutes": 1, "limit": 1.5}, "limit must be a whole number"),
+        ({"minutes": 1, "limit": 5000}, "limit must be at most 1000"),
+        ({"minutes": 1, "limit": 1.5}, "limit must be an integer"),
         ({"minutes": 1, "name": "ABC"}, "name must match ^[a-z]+$"),
         ({"minutes": 1, "name": "abcdefgh"}, "name must be at most 5 characters long"),
         ({"minutes": 1, "flag": "perhaps"}, "flag must be true or false"),
-        ({"minutes": 1, "items": [1, "x"]}, "items[1] must be a whole number"),
+        ({"minutes": 1, "items": [1, "x"]}, "items[1] must be an integer"),
         ({"minutes": 1, "colour": "red"}, "colour is not a known field"),
         ("text", "the value must be an object"),
     ],
@@ -63,8 +63,8 @@ def test_function_config_problems_name_the_config_field() -> None:
     with pytest.raises(InvalidConfig) as caught:
         FunctionConfig.parse({"timeout_ms": 0, "retry": {"max_retries": "x"}})
     assert caught.value.problems == (
-        Problem("config.timeout_ms", "timeout_ms must be greater than or equal to 1"),
-        Problem("config.retry.max_retries", "retry.max_retries must be a whole number"),
+        Problem("config.timeout_ms", "config.timeout_ms must be at least 1"),
+        Problem("config.retry.max_retries", "config.retry.max_retries must be an integer"),
     )
 
 

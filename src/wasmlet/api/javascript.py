@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from wasmlet.api.services import Services
-from wasmlet.errors import InvalidPayload, InvalidSource
+from wasmlet.errors import InvalidPayload, InvalidSource, quoted
 from wasmlet.js.package import JavaScriptPackager, clean_filename
 from wasmlet.registry.models import FunctionConfig
 from wasmlet.registry.names import validate_name
@@ -34,7 +34,7 @@ def runtime_of(raw: object, has_source: bool, has_wasm: bool) -> str:
         return "javascript" if has_source and not has_wasm else "wasm"
     if raw not in RUNTIMES:
         raise InvalidPayload(
-            f"Malformed deploy request: unknown runtime {str(raw)[:40]!r} "
+            f"Malformed deploy request: unknown runtime {quoted(raw, 40)} "
             f"(expected one of {', '.join(RUNTIMES)})"
         )
     return str(raw)

@@ -1,23 +1,68 @@
-"""Function configuration and records."""
+"""Function configuration and records.
+
+Configuration is validated strictly: no coercion (`"10"` is not an integer, `1` is not
+`true`), no unknown fields, every number bounded, and every string that reaches a
+header or the guest's environment checked for what those can carry. A refusal is
+`InvalidConfig` naming the field as the user wrote it.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from wasmlet.errors import InvalidConfig
-from wasmlet.validation import label_of, problems
+from wasmlet.errors import InvalidConfig, Problem, quoted
+from wasmlet.observability.logs import get_logger
+from wasmlet.validation import field_path, problems
 
 ContentType = Literal["application/json", "text/plain", "application/octet-stream"]
+DAY_S = 86_400.0
+MAX_TIMEOUT_MS = 86_400_000
+MAX_MEMORY_MB = 4096  # wasm32 addresses 4 GiB
+MAX_CONCURRENCY = 100_000
+MAX_ENV_VARS = 128
+MAX_ENV_BYTES = 64 * 1024
+MAX_HEADER_VALUE = 256
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+RESERVED_ENV_PREFIX = "WASMLET_"
+HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def _env_name(name: str) -> str:
+    if not ENV_NAME.fullmatch(name):
+        raise PydanticCustomError(
+            "env_name",
+            f"name {quoted(name)} is not a valid variable name (letters, digits and '_', "
+            "not starting with a digit, at most 128 characters)",
+        )
+    if name.upper().startswith(RESERVED_ENV_PREFIX):
+        raise PydanticCustomError(
+            "env_name", f"name {quoted(name)} is reserved: WASMLET_ variables are the platform's"
+        )
+    return name
+
+
+def _env_value(value: str) -> str:
+    if "\0" in value:
+        raise PydanticCustomError("env_value", "contains a NUL character")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvValue = Annotated[str, AfterValidator(_env_value)]
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class RetryConfig(BaseModel):
     """Retries of asynchronous invocations (database events, schedules, async HTTP)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     max_retries: int = Field(3, ge=0, le=20)
     backoff_ms: int = Field(1000, ge=0, le=3_600_000)
@@ -29,47 +74,111 @@ class RetryConfig(BaseModel):
 class BreakerConfig(BaseModel):
     """Per-function circuit breaker; a None field takes the operator's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     enabled: bool = True
     failure_rate: float | None = Field(None, gt=0.0, lt=1.0)
-    window_s: float | None = Field(None, gt=0)
-    min_calls: int | None = Field(None, ge=1)
-    cooldown_s: float | None = Field(None, gt=0)
+    window_s: float | None = Field(None, gt=0, le=DAY_S)
+    min_calls: int | None = Field(None, ge=1, le=MAX_CONCURRENCY)
+    cooldown_s: float | None = Field(None, gt=0, le=DAY_S)
 
 
 class FunctionConfig(BaseModel):
     """What a user may set per function; None means the operator's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
-    timeout_ms: int | None = Field(None, ge=1)
-    memory_mb: int | None = Field(None, ge=1)
-    max_concurrency: int | None = Field(None, ge=1)
+    timeout_ms: int | None = Field(None, ge=1, le=MAX_TIMEOUT_MS)
+    memory_mb: int | None = Field(None, ge=1, le=MAX_MEMORY_MB)
+    max_concurrency: int | None = Field(None, ge=1, le=MAX_CONCURRENCY)
     public: bool = False
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     content_type: ContentType | None = None
     response_content_type: str = "text/plain; charset=utf-8"
     retry: RetryConfig = Field(default_factory=RetryConfig)
     circuit_breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
+    @field_validator("env")
     @classmethod
-    def parse(cls, raw: object) -> FunctionConfig:
-        try:
-            return cls.model_validate(raw if raw is not None else {})
-        except ValidationError as exc:
-            found = problems(
-                exc.errors(),
-                field_of=lambda loc: label_of(("config", *loc)),
-                said_as=lambda loc: label_of(loc) or "config",
+    def _env_size(cls, env: dict[str, str]) -> dict[str, str]:
+        if len(env) > MAX_ENV_VARS:
+            raise PydanticCustomError("env", f"has more than {MAX_ENV_VARS} variables")
+        size = sum(len(name.encode()) + len(value.encode()) + 2 for name, value in env.items())
+        if size > MAX_ENV_BYTES:
+            raise PydanticCustomError("env", f"is over {MAX_ENV_BYTES} bytes in all")
+        return env
+
+    @field_validator("response_content_type")
+    @classmethod
+    def _header_value(cls, value: str) -> str:
+        if len(value) > MAX_HEADER_VALUE or not HEADER_VALUE.fullmatch(value):
+            raise PydanticCustomError(
+                "header_value",
+                f"must be a header value: visible ASCII with inner spaces, no CR or LF, "
+                f"at most {MAX_HEADER_VALUE} characters",
             )
-            summary = "; ".join(p.problem for p in found)
+        return value
+
+    @classmethod
+    def parse(cls, raw: object, field: str = "config") -> FunctionConfig:
+        """A user's config; `field` is where they wrote it, for the message."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise InvalidConfig(f"Invalid function configuration: {field} must be an object")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
             raise InvalidConfig(
-                f"Invalid function configuration: {summary}", problems=found
+                f"Invalid function configuration: {_summary(exc, field)}",
+                problems=_problems(exc, field),
             ) from exc
 
-    def merged(self, changes: dict[str, Any]) -> FunctionConfig:
-        return FunctionConfig.parse({**self.model_dump(), **changes})
+    @classmethod
+    def from_stored(cls, text: str) -> FunctionConfig:
+        """A stored config; a value written before a rule existed falls back to its default."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError:
+            pass
+        data = json.loads(text)
+        for _ in range(20):
+            try:
+                return cls.model_validate(data)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    _drop(data, error["loc"])
+                get_logger("registry").warning(
+                    "stored config field reset to its default",
+                    error=_summary(exc, "config"),
+                )
+        return cls()
+
+    def merged(self, changes: dict[str, Any], field: str = "") -> FunctionConfig:
+        return FunctionConfig.parse({**self.model_dump(), **changes}, field)
+
+
+def _problems(exc: ValidationError, field: str) -> list[Problem]:
+    def path(loc: Sequence[int | str]) -> str:
+        return field_path(field, *loc)
+
+    return problems(exc.errors(), field_of=path, said_as=path)
+
+
+def _summary(exc: ValidationError, field: str) -> str:
+    return "; ".join(problem.problem for problem in _problems(exc, field)[:3])
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Remove the value at `loc` (a dict key's error removes its entry)."""
+    if loc and loc[-1] == "[key]":
+        loc = loc[:-1]
+    for key in loc[:-1]:
+        if not isinstance(data, dict) or key not in data:
+            return
+        data = data[key]
+    if isinstance(data, dict) and loc:
+        data.pop(loc[-1], None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +198,7 @@ class FunctionRecord:
             name=row["name"],
             version=int(row["version"]),
             enabled=bool(row["enabled"]),
-            config=FunctionConfig.model_validate_json(row["config"]),
+            config=FunctionConfig.from_stored(row["config"]),
             triggers=json.loads(row["triggers"]),
             module_key=row["module_key"],
             created_at=float(row["created_at"]),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from wasmlet.errors import InvalidName
+from wasmlet.errors import InvalidName, quoted
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 RESERVED_NAMES = frozenset(
     {
         "deploy", "invoke", "functions", "invocations", "dlq", "schedules", "alerts",
@@ -18,16 +18,16 @@ RESERVED_NAMES = frozenset(
 def validate_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidName("Invalid function name: a name is required")
-    if not NAME_PATTERN.match(name):
-        shown = name if len(name) <= 80 else name[:77] + "..."
-        reason = _reason(name)
-        raise InvalidName(f"Invalid function name {shown!r} ({reason})", function=None)
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidName(f"Invalid function name {quoted(name, 80)} ({_reason(name)})")
     if name in RESERVED_NAMES:
-        raise InvalidName(f"Invalid function name {name!r} (reserved)")
+        raise InvalidName(f"Invalid function name {quoted(name)} (reserved)")
     return name
 
 
 def _reason(name: str) -> str:
+    if name != name.strip():
+        return "leading or trailing white space"
     if " " in name:
         return "contains space"
     if len(name) > 63:

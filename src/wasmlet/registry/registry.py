@@ -19,6 +19,7 @@ from wasmlet.registry.names import validate_name
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
 from wasmlet.store.base import Store
 from wasmlet.triggers.database import TriggerInstaller
+from wasmlet.validation import field_path
 
 Clock = Callable[[], float]
 
@@ -132,13 +133,14 @@ class Registry:
     def list(self) -> list[FunctionRecord]:
         return [FunctionRecord.from_row(row) for row in self._store.fetch_all("list_functions")]
 
-    def update(self, name: str, changes: dict[str, Any]) -> FunctionRecord:
+    def update(self, name: str, changes: dict[str, Any], field: str = "") -> FunctionRecord:
+        """Change config fields (and `enabled`); `field` is where the user wrote them."""
         record = self.get(name, cached=False)
         changes = dict(changes)
         enabled = changes.pop("enabled", record.enabled)
         if not isinstance(enabled, bool):
             raise InvalidConfig("Invalid function configuration: enabled must be true or false")
-        config = self._check_limits(record.config.merged(changes))
+        config = self._check_limits(record.config.merged(changes, field), field)
         self._store.execute(
             "update_function_config",
             name=name,
@@ -189,24 +191,17 @@ class Registry:
         with self._lock:
             self._cache.pop(name, None)
 
-    def _check_limits(self, config: FunctionConfig) -> FunctionConfig:
+    def _check_limits(self, config: FunctionConfig, field: str = "config") -> FunctionConfig:
         limits = self._limits
-        if config.timeout_ms is not None and config.timeout_ms > limits.max_timeout_ms:
-            raise InvalidConfig(
-                f"Invalid function configuration: timeout_ms is over the operator's "
-                f"maximum of {limits.max_timeout_ms}"
-            )
-        if config.memory_mb is not None and config.memory_mb > limits.max_memory_mb:
-            raise InvalidConfig(
-                f"Invalid function configuration: memory_mb is over the operator's "
-                f"maximum of {limits.max_memory_mb}"
-            )
-        if (
-            config.max_concurrency is not None
-            and config.max_concurrency > limits.global_concurrency
-        ):
-            raise InvalidConfig(
-                f"Invalid function configuration: max_concurrency is over the global "
-                f"limit of {limits.global_concurrency}"
-            )
+        for name, value, limit, whose in (
+            ("timeout_ms", config.timeout_ms, limits.max_timeout_ms, "the operator's maximum"),
+            ("memory_mb", config.memory_mb, limits.max_memory_mb, "the operator's maximum"),
+            ("max_concurrency", config.max_concurrency, limits.global_concurrency,
+             "the global limit"),
+        ):  # fmt: skip
+            if value is not None and value > limit:
+                raise InvalidConfig(
+                    f"Invalid function configuration: {field_path(field, name)} must be at "
+                    f"most {limit} ({whose})"
+                )
         return config

@@ -10,15 +10,28 @@ delete leaves none behind.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from wasmlet.appdb.base import EVENTS, AppDatabase, TableRef
-from wasmlet.errors import InvalidTrigger
+from wasmlet.errors import InvalidTrigger, quoted
 from wasmlet.triggers.queue import JobQueue, NewJob
-from wasmlet.triggers.schedules import SCHEDULE, ScheduleBook, validate_schedule
+from wasmlet.triggers.schedules import (
+    SCHEDULE,
+    ScheduleBook,
+    check_fields,
+    validate_handler,
+    validate_schedule,
+)
 
 DATABASE = "database"
 HTTP = "http"
+
+
+MAX_TRIGGERS = 32
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_TABLE_NAME = 127
+_FIELDS = {HTTP: {"type", "handler"}, DATABASE: {"type", "table", "events", "handler"}}
 
 
 class TriggerInstaller:
@@ -31,25 +44,35 @@ class TriggerInstaller:
             return [{"type": HTTP}]
         if not isinstance(raw, list):
             raise InvalidTrigger("Invalid trigger configuration: triggers must be a list")
-        return [self._validate_one(item) for item in raw]
+        if len(raw) > MAX_TRIGGERS:
+            raise InvalidTrigger(
+                f"Invalid trigger configuration: at most {MAX_TRIGGERS} triggers per function"
+            )
+        return [self._validate_one(item, f"triggers[{i}]") for i, item in enumerate(raw)]
 
-    def _validate_one(self, item: object) -> dict[str, Any]:
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-            raise InvalidTrigger("Invalid trigger configuration: each trigger needs a type")
-        kind = item["type"]
-        if kind == HTTP:
-            return {"type": HTTP}
-        if kind == DATABASE:
-            return self._validate_database(item)
+    def _validate_one(self, item: object, where: str) -> dict[str, Any]:
+        if not isinstance(item, dict):
+            raise InvalidTrigger(f"Invalid trigger configuration: {where} must be an object")
+        kind = item.get("type")
+        if not isinstance(kind, str):
+            raise InvalidTrigger(f"Invalid trigger configuration: {where}.type is required")
         if kind == SCHEDULE and self._schedules is not None:
-            return validate_schedule(item)
-        raise InvalidTrigger(f"Invalid trigger configuration: unknown trigger type {kind!r}")
+            return validate_schedule(item, self._schedules.clock(), where)
+        if kind not in _FIELDS:
+            raise InvalidTrigger(
+                f"Invalid trigger configuration: {where}.type {quoted(kind)} is not a known "
+                f"trigger type (http, database, schedule)"
+            )
+        check_fields(item, _FIELDS[kind], where)
+        normalized: dict[str, Any] = {"type": kind}
+        if kind == DATABASE:
+            normalized.update(self._validate_database(item, where))
+        if "handler" in item:
+            normalized["handler"] = validate_handler(item["handler"], where)
+        return normalized
 
-    def _validate_database(self, item: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(item) - {"type", "table", "events", "handler"}
-        if unknown:
-            raise InvalidTrigger(f"Invalid trigger configuration: unknown fields {sorted(unknown)}")
-        ref = self.table_ref(item.get("table"))
+    def _validate_database(self, item: dict[str, Any], where: str) -> dict[str, Any]:
+        ref = self.table_ref(item.get("table"), where)
         events = item.get("events", list(EVENTS))
         if (
             not isinstance(events, list)
@@ -57,40 +80,39 @@ class TriggerInstaller:
             or any(not isinstance(e, str) or e.upper() not in EVENTS for e in events)
         ):
             raise InvalidTrigger(
-                "Invalid trigger configuration: events must be a non-empty list of "
+                f"Invalid trigger configuration: {where}.events must be a non-empty list of "
                 "INSERT, UPDATE, DELETE"
             )
         if not self._db.table_exists(ref):
             raise InvalidTrigger(
-                f"Invalid trigger configuration: table {ref.schema}.{ref.table} does not exist"
+                f"Invalid trigger configuration: {where}.table: table {ref.schema}.{ref.table} "
+                "does not exist"
             )
-        handler = item.get("handler")
-        if handler is not None and (not isinstance(handler, str) or not handler.isidentifier()):
-            raise InvalidTrigger("Invalid trigger configuration: handler must be an identifier")
-        normalized: dict[str, Any] = {
-            "type": DATABASE,
+        return {
             "table": f"{ref.schema}.{ref.table}",
             "events": sorted({e.upper() for e in events}, key=EVENTS.index),
         }
-        if handler is not None:
-            normalized["handler"] = handler
-        return normalized
 
-    def table_ref(self, raw: object) -> TableRef:
-        if not isinstance(raw, str) or not raw or len(raw) > 127:
-            raise InvalidTrigger("Invalid trigger configuration: table must be a table name")
+    def table_ref(self, raw: object, where: str = "trigger") -> TableRef:
+        if not isinstance(raw, str) or not raw or len(raw) > MAX_TABLE_NAME:
+            raise InvalidTrigger(
+                f"Invalid trigger configuration: {where}.table must be a table name "
+                f"(at most {MAX_TABLE_NAME} characters)"
+            )
         schema, _, table = raw.rpartition(".")
-        if not all(part.replace("_", "a").isalnum() for part in (schema or "x", table)):
-            raise InvalidTrigger(f"Invalid trigger configuration: invalid table name {raw!r}")
+        if not all(IDENTIFIER.fullmatch(part) for part in (schema or "x", table)):
+            raise InvalidTrigger(
+                f"Invalid trigger configuration: {where}.table {quoted(raw)} is not a table "
+                "name ([schema.]table: letters, digits and '_', not starting with a digit)"
+            )
         return TableRef(schema or self._db.default_schema, table)
 
     def install(self, function: str, triggers: list[dict[str, Any]]) -> None:
         self._db.drop_triggers(function)
         for trigger in triggers:
             if trigger["type"] == DATABASE:
-                self._db.install_trigger(
-                    function, self.table_ref(trigger["table"]), trigger["events"]
-                )
+                schema, _, table = trigger["table"].rpartition(".")  # stored normalized
+                self._db.install_trigger(function, TableRef(schema, table), trigger["events"])
         if self._schedules is not None:
             self._schedules.sync(function, triggers)
 

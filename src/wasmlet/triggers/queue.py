@@ -1,10 +1,12 @@
 """The durable job queue in the platform database.
 
-Every asynchronous invocation is a row in `jobs`: a database event, later a scheduled
-run or an asynchronous HTTP call. The row's id is the event id, so enqueueing the
-same event twice is a no-op. A node claims due jobs with a lease (`locked_until`)
-that it keeps extending while they run; a node that dies stops extending, and its
-jobs go back to the queue when the lease expires.
+Every asynchronous invocation is a row in `jobs`: a database event, a scheduled run
+or an asynchronous HTTP call. A database event's row id is the event id and a
+scheduled run's is its schedule and time, so enqueueing the same one twice is a no-op;
+an asynchronous HTTP call gets a fresh id of its own (never one a caller chose).
+A node claims due jobs with a lease (`locked_until`) that it keeps extending while
+they run; a node that dies stops extending, and its jobs go back to the queue when the
+lease expires.
 """
 
 from __future__ import annotations

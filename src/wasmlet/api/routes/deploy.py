@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from wasmlet.api.auth import require_service_key
 from wasmlet.api.javascript import package_fields, runtime_of, source_text
@@ -23,12 +26,14 @@ from wasmlet.errors import (
     InvalidTrigger,
     InvalidWasm,
     Problem,
+    quoted,
 )
 from wasmlet.observability.logs import get_logger
 from wasmlet.validation import json_problem
 
 router = APIRouter()
 MAX_MODULE_BYTES = 64 * 1024 * 1024
+FIELDS = ("name", "wasm", "runtime", "source", "filename", "config", "triggers")
 
 _DEPLOY_SCHEMA: dict[str, Any] = {
     "requestBody": {
@@ -38,6 +43,7 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["name"],
+                    "additionalProperties": False,
                     "properties": {
                         "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
                         "wasm": {"type": "string", "format": "byte"},
@@ -124,6 +130,7 @@ def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
         ) from exc
     if not isinstance(data, dict):
         raise InvalidPayload("Malformed deploy request: expected a JSON object")
+    _check_known(data)
     fields["name"] = data.get("name")
     fields["config"] = data.get("config")
     fields["triggers"] = data.get("triggers")
@@ -145,7 +152,14 @@ async def _multipart_fields(request: Request, fields: dict[str, Any]) -> None:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_MODULE_BYTES + 1024 * 1024:
         await read_body(request, MAX_MODULE_BYTES)
-    form = await request.form(max_part_size=MAX_MODULE_BYTES)
+    try:
+        form = await request.form(
+            max_files=2, max_fields=len(FIELDS), max_part_size=MAX_MODULE_BYTES
+        )
+    except (HTTPException, MultiPartException) as exc:
+        detail = exc.detail if isinstance(exc, HTTPException) else exc.message
+        raise InvalidPayload(f"Malformed deploy request: {detail}") from exc
+    _check_known(form)
     fields["name"] = form.get("name")
     fields["config"] = _json_field(form.get("config"), "config", InvalidConfig)
     fields["triggers"] = _json_field(form.get("triggers"), "triggers", InvalidTrigger)
@@ -166,11 +180,20 @@ async def _multipart_fields(request: Request, fields: dict[str, Any]) -> None:
     fields["wasm"] = await upload.read()
 
 
+def _check_known(fields: Mapping[str, object]) -> None:
+    for field in fields:
+        if field not in FIELDS:
+            raise InvalidPayload(
+                f"Malformed deploy request: {quoted(field)} is not a known field "
+                f"(allowed: {', '.join(FIELDS)})"
+            )
+
+
 def _json_field(raw: object, field: str, error: type[FunctionError]) -> object:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
-        raise error(f"'{field}' must be JSON text")
+        raise error(f"Malformed deploy request: {field} must be JSON text")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -54,10 +54,13 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
         ) from exc
     if not isinstance(changes, dict):
         raise InvalidConfig("Invalid function configuration: expected a JSON object")
-    if isinstance(changes.get("config"), dict):
+    field = ""
+    if "config" in changes:
         nested = changes.pop("config")
-        changes = {**nested, **changes}
-    record = await run_in_threadpool(services.registry.update, name, changes)
+        if not isinstance(nested, dict):
+            raise InvalidConfig("Invalid function configuration: config must be an object")
+        changes, field = {**nested, **changes}, "config"
+    record = await run_in_threadpool(services.registry.update, name, changes, field)
     get_logger("update").info(
         "function updated", function=name, enabled=record.enabled, fields=sorted(changes)
     )

@@ -196,19 +196,32 @@ def _wants_async(request: Request) -> bool:
 async def _enqueue(
     request: Request, record: FunctionRecord, payload: bytes, path: str, headers: dict[str, str]
 ) -> Response:
-    """Asynchronous invocation: durable, retried by the function's policy, 202 at once."""
+    """Asynchronous invocation: durable, retried by the function's policy, 202 at once.
+
+    Every call gets its own invocation id; the caller's request id (`X-Request-Id`,
+    which a caller may choose and reuse) is kept beside it for correlation only.
+    """
     services = services_of(request)
-    job_id = request_id_of(request.scope) or str(uuid.uuid4())
+    invocation_id = str(uuid.uuid4())
+    request_id = request_id_of(request.scope)
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "async"])
-    meta = {"method": request.method, "path": path, "query": query, "headers": headers}
+    meta = {
+        "method": request.method, "path": path, "query": query, "headers": headers,
+        "request_id": request_id,
+    }  # fmt: skip
     await run_in_threadpool(
         services.queue.enqueue,
-        [NewJob(job_id, record.name, HTTP_ASYNC, payload, request_meta=meta)],
+        [NewJob(invocation_id, record.name, HTTP_ASYNC, payload, request_meta=meta)],
     )
     services.dispatcher.wake()
-    location = f"/functions/v1/invocations/{job_id}"
+    location = f"/functions/v1/invocations/{invocation_id}"
     return JSONResponse(
-        {"invocation_id": job_id, "status": "queued", "location": location},
+        {
+            "invocation_id": invocation_id,
+            "request_id": request_id,
+            "status": "queued",
+            "location": location,
+        },
         status_code=202,
         headers={"Location": location},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -59,6 +60,7 @@ async def get_invocation(request: Request, invocation_id: str) -> dict[str, Any]
     if row is None:
         raise NotFound(f"No invocation {invocation_id}")
     view = _entry(row, with_payload=False)
+    view["request_id"] = _request_id(row["request_meta"])
     view["status"] = row["status"]
     view["finished_at"] = row["finished_at"]
     done = row["status"] == JobStatus.DONE
@@ -66,6 +68,14 @@ async def get_invocation(request: Request, invocation_id: str) -> dict[str, Any]
         {"status": row["result_status"], "body": _body(row["result_body"])} if done else None
     )
     return view
+
+
+def _request_id(meta: str | None) -> str | None:
+    """The caller's request id of an asynchronous HTTP call (None for other triggers)."""
+    if not meta:
+        return None
+    value = json.loads(meta).get("request_id")
+    return str(value) if value else None
 
 
 def _filter(function: str | None, error_type: str | None, job_id: str | None = None) -> Any:
