@@ -3,6 +3,7 @@ database fails, a read older than a change is not kept, every write is announced
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from tests.support.build import wat
 from tests.support.postgres import ADMIN_URL
 from wasmlet.appdb.sqlite import SqliteAppDatabase
 from wasmlet.errors import DbUnavailable
+from wasmlet.registry.models import FunctionRecord
 from wasmlet.registry.registry import Miss, OperatorLimits, Registry
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.store.base import Row, Store
@@ -111,6 +113,29 @@ def test_a_read_that_began_before_a_change_is_not_kept(
     setup.clock.now += TTL_S * 2
     assert registry.find("f") is not None
     assert registry.cached("f") is Miss.MISS
+
+
+def test_concurrent_lookups_of_a_miss_share_one_read(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, store = setup.registry, setup.store
+    registry.deploy("f", wat("hello"))
+    setup.clock.now += TTL_S * 2
+    real = store.fetch_one
+    reads: list[str] = []
+
+    def counted(query: str, /, **params: Any) -> Row | None:
+        reads.append(query)
+        return real(query, **params)
+
+    monkeypatch.setattr(store, "fetch_one", counted)
+
+    async def burst() -> list[FunctionRecord | None]:
+        return await asyncio.gather(*(registry.lookup("f") for _ in range(50)))
+
+    found = asyncio.run(burst())
+    assert reads == ["get_function"]
+    assert all(record is not None and record.name == "f" for record in found)
 
 
 @pytest.mark.postgres

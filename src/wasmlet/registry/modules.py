@@ -85,8 +85,13 @@ class LocalModules:
         if task is None:
             task = asyncio.create_task(asyncio.to_thread(self.build, key), name=f"build-{key}")
             self._building[key] = task
-            task.add_done_callback(lambda _: self._building.pop(key, None))
+            task.add_done_callback(lambda done: self._built(key, done))
         await asyncio.shield(task)  # a caller that gives up does not stop the build
+
+    def _built(self, key: str, task: asyncio.Task[None]) -> None:
+        self._building.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter raises it, if any still waits
 
     def build(self, key: str) -> None:
         """Fetch `key`'s bytes and compile them (blocking; one caller per key at a time)."""

@@ -10,6 +10,7 @@ reached an entry is served stale, up to `max_stale_s` after it was last read.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import threading
@@ -74,6 +75,7 @@ class Registry:
         self._db_retry_at = 0.0  # after a failed read, entries are served stale until then
         self._serving_stale = False
         self._lock = threading.Lock()
+        self._reads: dict[str, asyncio.Task[FunctionRecord | None]] = {}
         self._log = get_logger("registry")
 
     def deploy(
@@ -152,6 +154,25 @@ class Registry:
         if age < self._ttl or (age < self._max_stale_s and now < self._db_retry_at):
             return entry.record
         return Miss.MISS
+
+    async def lookup(self, name: str) -> FunctionRecord | None:
+        """`find` for the event loop: a hit costs no thread, and concurrent misses of one
+        name share one read in a thread (a burst after the TTL is one query, not one per
+        call queued in the thread pool)."""
+        hit = self.cached(name)
+        if hit is not Miss.MISS:
+            return hit
+        task = self._reads.get(name)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(self.find, name))
+            self._reads[name] = task
+            task.add_done_callback(lambda done: self._read_done(name, done))
+        return await asyncio.shield(task)
+
+    def _read_done(self, name: str, task: asyncio.Task[FunctionRecord | None]) -> None:
+        self._reads.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter raises it, if any still waits
 
     def find(self, name: str, *, cached: bool = True) -> FunctionRecord | None:
         """The function's record, or None; DbUnavailable only when the database cannot

@@ -8,7 +8,6 @@ answer the same way if they were.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -33,7 +32,6 @@ from wasmlet.errors import (
 )
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.registry.names import RESERVED_NAMES
-from wasmlet.registry.registry import Miss
 from wasmlet.reliability.invoker import InvocationRequest
 from wasmlet.triggers.queue import HTTP_ASYNC, NewJob
 from wasmlet.validation import json_problem
@@ -135,8 +133,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     if name in RESERVED_NAMES:
         _refuse_reserved(request, name)
     services = services_of(request)
-    hit = services.registry.cached(name)
-    record = await asyncio.to_thread(services.registry.find, name) if hit is Miss.MISS else hit
+    record = await services.registry.lookup(name)
     try:
         if not may_invoke(request, services.keys) and not (
             record is not None and record.enabled and record.config.public
