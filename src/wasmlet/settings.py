@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(30.0, gt=0)
     scheduler_tick_ms: int = Field(1000, ge=10)
     dispatch_concurrency: int | None = Field(None, ge=1)
+    # Several nodes on one PostgreSQL database (docs/operations.md, "Running several nodes").
+    node_address: str | None = Field(None, max_length=255)
+    node_heartbeat_s: float = Field(2.0, gt=0, le=60)
+    node_forget_s: float = Field(300.0, gt=0)
+    breaker_sync_s: float = Field(1.0, gt=0, le=60)
     log_level: str = "info"
     # Invocation history and function logs (observability/history.py), per function.
     history: bool = True

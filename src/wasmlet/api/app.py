@@ -16,6 +16,7 @@ from wasmlet.api.routes import (
     functions,
     invoke,
     jobs,
+    nodes,
     observability,
     schedules,
     system,
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(observability.router)
     app.include_router(schedules.router)
+    app.include_router(nodes.router)
     # The spec's invoke route first: it shadows nothing and is the hot path.
     app.router.routes.insert(0, invoke.FAST_INVOKE_ROUTE)
     app.router.routes.extend(invoke.FAST_SUPABASE_ROUTES)

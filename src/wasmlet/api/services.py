@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import wasmlet
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
@@ -16,12 +18,15 @@ from wasmlet.observability.history import HistoryWriter, open_history
 from wasmlet.observability.history_views import HistoryReader
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
+from wasmlet.observability.nodes import NodeHeartbeat, NodeIdentity, NodeLoad
 from wasmlet.observability.store_gauges import StoreGauges
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from wasmlet.reliability.breakers import FunctionBreakers
+from wasmlet.reliability.breakers import Breakers, FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
+from wasmlet.reliability.shared_breakers import SharedBreakers
+from wasmlet.reliability.slots import FunctionSlots, LocalSlots
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.runtime.pool import WorkerPool
 from wasmlet.settings import Settings
@@ -51,6 +56,7 @@ class Services:
     history: HistoryWriter | None
     history_reader: HistoryReader
     store_gauges: StoreGauges
+    nodes: NodeHeartbeat
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -122,6 +128,8 @@ class Services:
         history = open_history(settings, on_drop=metrics.history_dropped.inc)
         store_gauges = StoreGauges(store, clock=time.time)
         metrics.registry.register(store_gauges)
+        node = uuid.uuid4().hex
+        breakers, slots = _cluster_parts(settings, store, node, metrics)
         invoker = Invoker(
             pool,
             ConcurrencyLimiter(settings.global_concurrency),
@@ -133,17 +141,9 @@ class Services:
                 max_log_bytes=settings.max_log_bytes,
                 retry_after_s=settings.retry_after_s,
             ),
-            FunctionBreakers(
-                BreakerPolicy(
-                    failure_rate=settings.breaker_failure_rate,
-                    window_s=settings.breaker_window_s,
-                    min_calls=settings.breaker_min_calls,
-                    cooldown_s=settings.breaker_cooldown_s,
-                ),
-                clock=time.monotonic,
-                metrics=metrics,
-            ),
+            breakers,
             history=history,
+            slots=slots,
         )
         log.info(
             "server ready",
@@ -152,9 +152,7 @@ class Services:
             modules_recompiled=recompiled,
             workers=settings.workers,
         )
-        queue = JobQueue(
-            store, node=uuid.uuid4().hex, clock=time.time, lease_s=settings.job_lease_s
-        )
+        queue = JobQueue(store, node=node, clock=time.time, lease_s=settings.job_lease_s)
         if store.dialect == "sqlite":
             queue.requeue_all_running()  # one node per SQLite file: nothing else runs them
         dispatcher = Dispatcher(
@@ -173,7 +171,6 @@ class Services:
         scheduler = Scheduler(
             store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
         )
-        node = queue.node
 
         def heartbeat(now: float, restarts: int) -> None:
             store.execute("heartbeat", node=node, now=now, restarts=restarts)
@@ -188,18 +185,69 @@ class Services:
         supervisor.start()
         alerts = AlertEvaluator(metrics, clock=time.time)
         alerts.start()
+        nodes = _node_heartbeat(settings, store, node, pool, invoker)
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
             dispatcher, schedules, supervisor,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
+            nodes=nodes,
         )  # fmt: skip
 
     async def close(self) -> None:
         await self.scheduler.close()
         await self.dispatcher.close()
+        await self.invoker.breakers.aclose()
+        await self.invoker.slots.aclose()
+        await self.nodes.aclose()
         await self.alerts.aclose()
         await self.pool.close()
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
         self.gateway.close()
         self.store.close()
+
+
+def _cluster_parts(
+    settings: Settings, store: Store, node: str, metrics: Metrics
+) -> tuple[Breakers, FunctionSlots]:
+    """Breakers and `max_concurrency` slots: shared through PostgreSQL by every node,
+    or this process's own on SQLite (one node)."""
+    defaults = BreakerPolicy(
+        failure_rate=settings.breaker_failure_rate,
+        window_s=settings.breaker_window_s,
+        min_calls=settings.breaker_min_calls,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+    if not settings.uses_postgres or settings.database_url is None:
+        return FunctionBreakers(defaults, clock=time.monotonic, metrics=metrics), LocalSlots()
+    from wasmlet.store.advisory_slots import AdvisorySlots
+
+    shared = SharedBreakers(
+        store, node, defaults, clock=time.time, metrics=metrics, sync_s=settings.breaker_sync_s
+    )
+    shared.start()
+    return shared, AdvisorySlots(settings.database_url, schema=settings.pg_schema)
+
+
+def _advertised(settings: Settings) -> str:
+    if settings.node_address:
+        return settings.node_address
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"{host}:{settings.port}"
+
+
+def _node_heartbeat(
+    settings: Settings, store: Store, node: str, pool: WorkerPool, invoker: Invoker
+) -> NodeHeartbeat:
+    heartbeat = NodeHeartbeat(
+        store,
+        NodeIdentity(node, _advertised(settings), wasmlet.__version__, time.time()),
+        lambda: NodeLoad(pool.size, pool.alive, invoker.in_flight),
+        clock=time.time,
+        heartbeat_s=settings.node_heartbeat_s,
+        forget_s=settings.node_forget_s,
+    )
+    heartbeat.start()
+    return heartbeat

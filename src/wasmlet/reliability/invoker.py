@@ -31,8 +31,9 @@ from wasmlet.observability.history import HistoryWriter, InvocationEntry
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionRecord
-from wasmlet.reliability.breakers import FunctionBreakers
-from wasmlet.reliability.concurrency import ConcurrencyLimiter
+from wasmlet.reliability.breakers import Breakers
+from wasmlet.reliability.concurrency import ConcurrencyLimiter, Permit
+from wasmlet.reliability.slots import FunctionSlots, LocalSlots, Slot
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 from wasmlet.runtime.pool import WorkerPool
 
@@ -80,10 +81,12 @@ class Invoker:
         limiter: ConcurrencyLimiter,
         metrics: Metrics,
         defaults: RuntimeDefaults,
-        breakers: FunctionBreakers,
+        breakers: Breakers,
         history: HistoryWriter | None = None,
+        slots: FunctionSlots | None = None,
     ) -> None:
         self.breakers = breakers
+        self.slots: FunctionSlots = slots or LocalSlots()
         self._history = history
         self._pool = pool
         self._limiter = limiter
@@ -100,17 +103,12 @@ class Invoker:
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
         function = request.function
         started = time.perf_counter()
-        permit = self._limiter.try_acquire(function.name, function.config.max_concurrency)
-        if permit is None:
-            refused = TooManyRequests(
-                "Too many concurrent invocations", function=function.name,
-                retry_after=self._defaults.retry_after_s,
-            )  # fmt: skip
-            self._record(request, started, error=refused, outcome=None)
-            raise refused
+        permit, slot = await self._admit(request, started)
         breaker = self.breakers.get(function.name, function.config.circuit_breaker)
-        if breaker is not None and not breaker.allow():
+        if breaker is not None and not await breaker.allow():
             permit.release()
+            if slot is not None:
+                slot.release()
             wait = max(1, math.ceil(breaker.retry_after()))
             refused_open = CircuitOpen(
                 f"Circuit open: {function.name} is failing; retry in {wait}s",
@@ -128,6 +126,8 @@ class Invoker:
             )
         finally:
             permit.release()
+            if slot is not None:
+                slot.release()
             self._metrics.in_flight.dec()
         failure = self._error_for(function, outcome)
         if breaker is not None:
@@ -148,6 +148,44 @@ class Invoker:
             duration_ms=(time.perf_counter() - started) * 1000,
             outcome=outcome,
         )
+
+    @property
+    def in_flight(self) -> int:
+        return self._limiter.in_flight
+
+    async def _admit(
+        self, request: InvocationRequest, started: float
+    ) -> tuple[Permit, Slot | None]:
+        """A place under this node's limits and, for a function with `max_concurrency`,
+        one of its cluster-wide slots (the only database round trip on this path)."""
+        function = request.function
+        limit = function.config.max_concurrency
+        permit = self._limiter.try_acquire(function.name, limit)
+        slot: Slot | None = None
+        if permit is not None and limit is not None:
+            try:
+                slot = await self.slots.acquire(function.name, limit)
+            except DbUnavailable as exc:
+                permit.release()
+                unavailable = DbUnavailable(
+                    f"Database unavailable: the cluster-wide limit of {function.name} "
+                    f"cannot be checked ({exc.message})",
+                    function=function.name,
+                    retry_after=self._defaults.retry_after_s,
+                )
+                self._record(request, started, error=unavailable, outcome=None)
+                raise unavailable from exc
+            if slot is None:
+                permit.release()
+                permit = None
+        if permit is None:
+            refused = TooManyRequests(
+                "Too many concurrent invocations", function=function.name,
+                retry_after=self._defaults.retry_after_s,
+            )  # fmt: skip
+            self._record(request, started, error=refused, outcome=None)
+            raise refused
+        return permit, slot
 
     def record_refusal(
         self, name: str, error: FunctionError, request_id: str, *, known: bool
