@@ -82,11 +82,11 @@ class AdvisorySlots:
 
     async def acquire(self, function: str, limit: int) -> AdvisorySlot | None:
         async with self._acquiring:  # the free list must not change under a query
+            conn = await self._connection()  # a new connection starts with nothing held
             held = self._held.setdefault(function, set())
             free = [index for index in range(limit) if index not in held]
             if not free:
                 return None
-            conn = await self._connection()
             key = self._keys.get(function)
             if key is None:
                 key = self._keys[function] = slot_key(self._schema, function)
