@@ -75,6 +75,7 @@ class AdvisorySlots:
         self._acquiring = asyncio.Lock()
         self._paused_until = 0.0
         self._unlocks: set[asyncio.Task[None]] = set()
+        self.round_trips = 0  # statements sent for slots (the cost, for bench/)
         self._log = get_logger("cluster_slots")
 
     def held(self, function: str) -> int:
@@ -90,6 +91,7 @@ class AdvisorySlots:
             key = self._keys.get(function)
             if key is None:
                 key = self._keys[function] = slot_key(self._schema, function)
+            self.round_trips += 1
             try:
                 row = await (await conn.execute(TRY_SLOT, (free, key))).fetchone()
             except psycopg.OperationalError as exc:
@@ -108,6 +110,7 @@ class AdvisorySlots:
     async def _unlock(self, slot: AdvisorySlot) -> None:
         if slot.generation != self._generation or self._conn is None:
             return  # its session is gone, and the lock with it
+        self.round_trips += 1
         try:
             await self._conn.execute(UNLOCK, (self._keys[slot.function], slot.index))
         except psycopg.Error as exc:
