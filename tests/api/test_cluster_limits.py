@@ -160,11 +160,14 @@ def test_a_breaker_opened_on_a_fails_fast_on_b_and_c(tmp_path: Path) -> None:
         for i in range(4):
             assert a.invoke("failing", f"a{i}".encode()).status_code == 500
 
-        def open_on(node: ServerProcess) -> bool:
+        def state_on(node: ServerProcess) -> str:
             view = httpx.get(
                 f"{node.url}/functions/v1/functions/failing", headers=node.service_headers()
             ).json()
-            return bool(view["circuit_breaker"]["state"] == "open")
+            return str(view["circuit_breaker"]["state"])
+
+        def open_on(node: ServerProcess) -> bool:
+            return state_on(node) == "open"
 
         wait_until(lambda: open_on(b) and open_on(node_c), 20, "B and C to see the breaker open")
         for node in (b, node_c):
@@ -186,7 +189,7 @@ def test_a_breaker_opened_on_a_fails_fast_on_b_and_c(tmp_path: Path) -> None:
             assert probe.status_code in (500, 503), probe.text  # 500: the old env, cached 1 s
             assert time.monotonic() < deadline, probe.text
             time.sleep(0.2)
-        wait_until(lambda: not open_on(a) and not open_on(b), 20, "A and B to see it closed")
+        wait_until(lambda: state_on(a) == state_on(b) == "closed", 20, "A and B to see it closed")
         assert a.invoke("failing", b"after").status_code == 200
 
 
