@@ -158,3 +158,28 @@ def test_calls_older_than_the_window_do_not_count(store: Store) -> None:
         assert a.view(FUNCTION)["state"] == "closed"
 
     asyncio.run(scenario())
+
+
+def test_the_failure_that_tips_the_window_opens_it_at_once_then_everywhere(store: Store) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        prepared(store)
+        ma = Metrics()
+        a, b = node(store, "a", clock, ma), node(store, "b", clock)
+        await calls(b, False, False)
+        await b.sync()
+        await calls(a, False)
+        await a.sync()  # 3 of 3 failed on all nodes: under min_calls
+        assert a.view(FUNCTION)["state"] == "closed"
+        assert await calls(a, False, True) == 1  # that failure made 4 of 4
+        assert a.view(FUNCTION)["state"] == "open"
+        assert transitions(ma, "open") == 1
+        await b.sync()
+        assert b.view(FUNCTION)["state"] == "closed"  # not yet written
+        await a.sync()
+        await b.sync()
+        assert b.view(FUNCTION)["state"] == "open"
+        assert await calls(b, True) == 0
+        assert transitions(ma, "open") == 1
+
+    asyncio.run(scenario())

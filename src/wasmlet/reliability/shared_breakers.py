@@ -3,7 +3,9 @@
 Each function has one breaker for the cluster, a row in `function_breakers` (no row:
 closed). A node never asks the database on a call to a closed breaker:
 
-- every call's verdict is counted in memory, per function and whole second;
+- every call's verdict is counted in memory, per function and whole second; a failure
+  that tips the window as the node knows it (all nodes' counts at the last sync plus
+  its own since) opens the breaker on this node at once, shared at the next sync;
 - every `sync_s` (default 1 s) a node adds its counts to `breaker_counts`, reads
   every breaker row back, and for each function it counted sums the window over all
   nodes; over the threshold it opens the breaker (one node wins: the update is
@@ -64,11 +66,30 @@ class Move:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A function's calls and failures over its window, all nodes, read at `at`."""
+
+    calls: int
+    failures: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A breaker this node opened on a call; written at the next sync."""
+
+    at: float
+    until: float
+    why: str
+    counts_since: float
+
+
 @dataclass(slots=True)
 class SyncResult:
     states: dict[str, SharedState]
     moves: list[Move] = field(default_factory=list)
-    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    windows: dict[str, Window] = field(default_factory=dict)
 
 
 class SharedGate:
@@ -109,10 +130,12 @@ class SharedBreakers:
         self.sync_s = sync_s
         self._gates: dict[str, SharedGate] = {}
         self._states: dict[str, SharedState] = {}
-        self._windows: dict[str, tuple[int, int]] = {}
+        self._windows: dict[str, Window] = {}
         self._pending: dict[tuple[str, int], list[int]] = {}
+        self._unsynced: dict[str, list[int]] = {}  # per function, since the last sync
+        self._openings: dict[str, Opening] = {}
         self._probing: set[str] = set()
-        self._verdicts: dict[str, bool | None] = {}  # probe outcomes not yet written
+        self._verdicts: dict[str, tuple[bool | None, float]] = {}  # probe outcomes, when
         self._syncs = 0
         self._task: asyncio.Task[None] | None = None
         self._unreachable = False
@@ -132,7 +155,8 @@ class SharedBreakers:
 
     def view(self, function: str) -> dict[str, object]:
         shared = self._states.get(function, CLOSED)
-        calls, failures = self._windows.get(function, (0, 0))
+        window = self._windows.get(function)
+        calls, failures = (window.calls, window.failures) if window else (0, 0)
         return {
             "state": str(shared.state),
             "error_rate": round(failures / calls, 4) if calls else 0.0,
@@ -182,7 +206,7 @@ class SharedBreakers:
         function, now = gate.function, self._clock()
         if function in self._probing:
             self._probing.discard(function)
-            self._verdicts[function] = success
+            self._verdicts[function] = (success, now)
             shared = self._states.get(function, CLOSED)
             if success:
                 self._set(function, SharedState(counts_since=now))
@@ -192,15 +216,37 @@ class SharedBreakers:
             return
         if self._states.get(function, CLOSED).state is not BreakerState.CLOSED:
             return  # admitted before the breaker opened: the window restarted since
-        counts = self._pending.setdefault((function, math.floor(now)), [0, 0])
-        counts[0] += 1
-        counts[1] += 0 if success else 1
+        for counts in (
+            self._pending.setdefault((function, math.floor(now)), [0, 0]),
+            self._unsynced.setdefault(function, [0, 0]),
+        ):
+            counts[0] += 1
+            counts[1] += 0 if success else 1
+        if not success:
+            self._open_if_over(gate, now)
+
+    def _open_if_over(self, gate: SharedGate, now: float) -> None:
+        """Open on the call that tips the window, as this node knows it: every node's
+        calls as of the last sync (if recent) plus this node's since."""
+        function, policy = gate.function, gate.policy
+        calls, failures = self._unsynced[function]
+        window = self._windows.get(function)
+        if window is not None and now - window.at <= 2 * self.sync_s:
+            calls, failures = calls + window.calls, failures + window.failures
+        if calls < policy.min_calls or failures / calls <= policy.failure_rate:
+            return
+        shared = self._states.get(function, CLOSED)
+        why = f"{failures} of {calls} calls failed"
+        until = now + policy.cooldown_s
+        self._openings[function] = Opening(now, until, why, shared.counts_since)
+        self._set(function, SharedState(BreakerState.OPEN, now, until, reason=why))
+        self._moved(Move(function, BreakerState.CLOSED, BreakerState.OPEN, why))
 
     def _abandon(self, gate: SharedGate) -> None:
         function = gate.function
         if function in self._probing:
             self._probing.discard(function)
-            self._verdicts[function] = None
+            self._verdicts[function] = (None, self._clock())
             shared = self._states.get(function, CLOSED)
             self._set(function, replace(shared, state=BreakerState.OPEN, open_until=0.0))
 
@@ -224,12 +270,18 @@ class SharedBreakers:
     async def sync(self) -> None:
         deltas, self._pending = self._pending, {}
         verdicts, self._verdicts = self._verdicts, {}
+        openings, self._openings = self._openings, {}
+        self._unsynced = {}
         policies = {name: gate.policy for name, gate in self._gates.items()}
         now = self._clock()
         try:
-            result = await asyncio.to_thread(self.sync_once, now, deltas, verdicts, policies)
+            result = await asyncio.to_thread(
+                self.sync_once, now, deltas, verdicts, policies, openings
+            )
         except DbUnavailable as exc:
-            self._verdicts = {**verdicts, **self._verdicts}  # counts are dropped, verdicts kept
+            # Counts are dropped; decisions are kept for the next sync.
+            self._verdicts = {**verdicts, **self._verdicts}
+            self._openings = {**openings, **self._openings}
             if not self._unreachable:
                 self._unreachable = True
                 self._log.warning("breaker sync failed: keeping the last known states",
@@ -237,25 +289,24 @@ class SharedBreakers:
             return
         except Exception as exc:  # a supervision loop goes on; the next sync may do
             self._verdicts = {**verdicts, **self._verdicts}
+            self._openings = {**openings, **self._openings}
             self._log.error("breaker sync failed", error=f"{type(exc).__name__}: {exc}")
             return
         self._unreachable = False
         for move in result.moves:
             self._moved(move)
-        for function, shared in result.states.items():
-            if function not in self._verdicts and function not in self._probing:
-                self._set(function, shared)
-        for function in set(self._states) - set(result.states):
-            if function not in self._verdicts and function not in self._probing:
-                self._set(function, CLOSED)
+        for function in set(self._states) | set(result.states):
+            if not self._deciding(function):
+                self._set(function, result.states.get(function, CLOSED))
         self._windows.update(result.windows)
 
     def sync_once(
         self,
         now: float,
         deltas: Mapping[tuple[str, int], list[int]],
-        verdicts: Mapping[str, bool | None],
+        verdicts: Mapping[str, tuple[bool | None, float]],
         policies: Mapping[str, BreakerPolicy],
+        openings: Mapping[str, Opening] | None = None,
     ) -> SyncResult:
         """One round with the database (in a thread): counts and verdicts out, states in."""
         store, node = self._store, self._node
@@ -265,8 +316,18 @@ class SharedBreakers:
                 {"function_name": f, "bucket": bucket, "calls": c[0], "failures": c[1]}
                 for (f, bucket), c in deltas.items()
             ])  # fmt: skip
-        for function, verdict in verdicts.items():
-            args = {"function_name": function, "node": node, "now": now}
+        for function, opening in (openings or {}).items():
+            # No row changed: another node opened it first, and its row is read below.
+            store.execute(
+                "open_breaker",
+                function_name=function,
+                now=opening.at,
+                until=opening.until,
+                reason=opening.why,
+                counts_since=opening.counts_since,
+            )
+        for function, (verdict, at) in verdicts.items():
+            args = {"function_name": function, "node": node, "now": at}
             if verdict is None:
                 store.execute("release_breaker_probe", **args)
             elif verdict:
@@ -274,14 +335,14 @@ class SharedBreakers:
                     moves.append(Move(function, BreakerState.HALF_OPEN, BreakerState.CLOSED,
                                       "probe succeeded"))  # fmt: skip
             else:
-                until = now + policies.get(function, self._defaults).cooldown_s
+                until = at + policies.get(function, self._defaults).cooldown_s
                 if store.execute("reopen_breaker", **args, until=until, reason="probe failed"):
                     moves.append(Move(function, BreakerState.HALF_OPEN, BreakerState.OPEN,
                                       "probe failed"))  # fmt: skip
         states = {
             row["function_name"]: SharedState.of(row) for row in store.fetch_all("list_breakers")
         }
-        windows: dict[str, tuple[int, int]] = {}
+        windows: dict[str, Window] = {}
         self._syncs += 1
         prune = self._syncs % PRUNE_EVERY == 0
         for function in {f for f, _ in deltas}:
@@ -292,7 +353,7 @@ class SharedBreakers:
             since = max(now - policy.window_s, shared.counts_since)
             row = store.fetch_one("breaker_window", function_name=function, since=since)
             calls, failures = (int(row["calls"]), int(row["failures"])) if row else (0, 0)
-            windows[function] = (calls, failures)
+            windows[function] = Window(calls, failures, now)
             if prune:
                 store.execute("prune_breaker_counts", function_name=function, since=since)
             if calls < policy.min_calls or failures / calls <= policy.failure_rate:
@@ -310,6 +371,12 @@ class SharedBreakers:
             store.execute("prune_orphan_breakers")
             store.execute("prune_orphan_breaker_counts")
         return SyncResult(states, moves, windows)
+
+    def _deciding(self, function: str) -> bool:
+        """This node changed the state since the sync started: its copy is newer."""
+        return (
+            function in self._verdicts or function in self._probing or (function in self._openings)
+        )
 
     def _set(self, function: str, shared: SharedState) -> None:
         old = self._states.get(function, CLOSED)
