@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=64
     )
     compile_queue: int = Field(8, ge=0, le=1024)
+    # Several nodes on one PostgreSQL database (docs/operations.md, "Running several nodes").
+    node_address: str | None = Field(None, max_length=255)
+    node_heartbeat_s: float = Field(2.0, gt=0, le=60)
+    node_forget_s: float = Field(300.0, gt=0)
+    breaker_sync_s: float = Field(1.0, gt=0, le=60)
     log_level: str = "info"
     # Invocation history and function logs (observability/history.py), per function.
     history: bool = True

@@ -38,6 +38,10 @@ def test_openapi_schema_lists_the_routes(server: ServerProcess) -> None:
         "/functions/v1/functions", "/functions/v1/functions/{name}", "/health", "/metrics",
     ):  # fmt: skip
         assert path in paths, path
+    nodes = paths["/functions/v1/nodes"]["get"]["responses"]["200"]["content"]
+    assert nodes["application/json"]["schema"]["$ref"].endswith("/NodeList")
+    node_fields = schema["components"]["schemas"]["NodeView"]["properties"]
+    assert {"id", "address", "version", "heartbeat_at", "workers", "in_flight"} <= set(node_fields)
     deploy_body = paths["/functions/v1/deploy"]["post"]["requestBody"]["content"]
     assert set(deploy_body) == {"application/json", "multipart/form-data"}
 

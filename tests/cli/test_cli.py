@@ -164,3 +164,12 @@ def test_async_invoke_and_the_dead_letter_commands(
         time.sleep(0.1)
     missing = run_cli(server, "dlq", "show", invocation_id)
     assert missing.returncode == ExitCode.NOT_FOUND
+
+
+def test_nodes_lists_the_one_sqlite_node(server: ServerProcess) -> None:
+    done = run_cli(server, "nodes")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert lines[0].split()[:3] == ["ID", "ADDRESS", "VERSION"]
+    (row,) = lines[1:]
+    assert f"127.0.0.1:{server.port}" in row and " live " in row and row.endswith(" *")

@@ -18,6 +18,7 @@ from wasmlet.api.routes import (
     functions,
     invoke,
     jobs,
+    nodes,
     observability,
     schedules,
     system,
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         from wasmlet.api.routes import faults
 
         app.include_router(faults.router)
-    management = (system, deploy, functions, alerts, jobs, observability, schedules)
+    management = (system, deploy, functions, alerts, jobs, observability, schedules, nodes)
     for module in management:
         app.include_router(module.router)
     app.state.management_routes = tuple(r for m in management for r in m.router.routes)

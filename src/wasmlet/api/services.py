@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import wasmlet
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
@@ -16,14 +18,17 @@ from wasmlet.observability.history import HistoryWriter, open_history
 from wasmlet.observability.history_views import HistoryReader
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
+from wasmlet.observability.nodes import NodeHeartbeat, NodeIdentity, NodeLoad
 from wasmlet.observability.store_gauges import StoreGauges
 from wasmlet.registry.changes import RegistryListener
 from wasmlet.registry.modules import LocalModules
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from wasmlet.reliability.breakers import FunctionBreakers
+from wasmlet.reliability.breakers import Breakers, FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
+from wasmlet.reliability.shared_breakers import SharedBreakers
+from wasmlet.reliability.slots import FunctionSlots, LocalSlots
 from wasmlet.runtime.compiler import CompileLimits, ModuleCompiler
 from wasmlet.runtime.pool import WorkerPool
 from wasmlet.settings import Settings
@@ -54,6 +59,7 @@ class Services:
     history_reader: HistoryReader
     store_gauges: StoreGauges
     compiler: ModuleCompiler
+    nodes: NodeHeartbeat
     registry_listener: RegistryListener | None = None
 
     @classmethod
@@ -97,7 +103,6 @@ class Services:
             )
         )
         metrics = Metrics()
-        worker_log = get_logger("worker")
         breaker_log = get_logger("db_breaker")
 
         def on_db_breaker(old: BreakerState, new: BreakerState, why: str) -> None:
@@ -119,29 +124,12 @@ class Services:
             max_bytes=settings.max_query_result_bytes,
         )
 
-        replacing = 0  # workers lost and not yet replaced: their successor is a restart
-
-        def on_worker_event(event: str, pid: int, reason: str) -> None:
-            nonlocal replacing
-            if event == "started":
-                restart = replacing > 0
-                replacing = max(0, replacing - 1)
-                worker_log.info(f"worker {'restarted' if restart else 'started'}", pid=pid)
-            else:
-                replacing += 1
-                metrics.worker_restarts.labels(event).inc()
-                worker_log.error(f"worker {event}", pid=pid, error=reason)
-
-        pool = WorkerPool(
-            settings.workers,
-            grace_s=settings.timeout_grace_ms / 1000,
-            on_event=on_worker_event,
-            host_calls=gateway.handle,
-        )
-        await pool.start()
+        pool = await _start_pool(settings, metrics, gateway)
         history = open_history(settings, on_drop=metrics.history_dropped.inc)
         store_gauges = StoreGauges(store, clock=time.time)
         metrics.registry.register(store_gauges)
+        node = uuid.uuid4().hex
+        breakers, slots = _cluster_parts(settings, store, node, metrics)
         invoker = Invoker(
             pool,
             ConcurrencyLimiter(settings.global_concurrency),
@@ -153,18 +141,10 @@ class Services:
                 max_log_bytes=settings.max_log_bytes,
                 retry_after_s=settings.retry_after_s,
             ),
-            FunctionBreakers(
-                BreakerPolicy(
-                    failure_rate=settings.breaker_failure_rate,
-                    window_s=settings.breaker_window_s,
-                    min_calls=settings.breaker_min_calls,
-                    cooldown_s=settings.breaker_cooldown_s,
-                ),
-                clock=time.monotonic,
-                metrics=metrics,
-            ),
+            breakers,
             history=history,
             modules=modules,
+            slots=slots,
         )
         log.info(
             "server ready",
@@ -173,9 +153,7 @@ class Services:
             modules_recompiled=recompiled,
             workers=settings.workers,
         )
-        queue = JobQueue(
-            store, node=uuid.uuid4().hex, clock=time.time, lease_s=settings.job_lease_s
-        )
+        queue = JobQueue(store, node=node, clock=time.time, lease_s=settings.job_lease_s)
         if store.dialect == "sqlite":
             queue.requeue_all_running()  # one node per SQLite file: nothing else runs them
         dispatcher = Dispatcher(
@@ -194,7 +172,6 @@ class Services:
         scheduler = Scheduler(
             store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
         )
-        node = queue.node
 
         def heartbeat(now: float, restarts: int) -> None:
             store.execute("heartbeat", node=node, now=now, restarts=restarts)
@@ -210,11 +187,13 @@ class Services:
         alerts = AlertEvaluator(metrics, clock=time.time)
         alerts.start()
         listener = _registry_listener(settings, registry, modules)
+        nodes = _node_heartbeat(settings, store, node, pool, invoker)
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
             dispatcher, schedules, supervisor,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
             compiler=compiler, registry_listener=listener,
+            nodes=nodes,
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -222,6 +201,9 @@ class Services:
             await self.registry_listener.close()
         await self.scheduler.close()
         await self.dispatcher.close()
+        await self.invoker.breakers.aclose()
+        await self.invoker.slots.aclose()
+        await self.nodes.aclose()
         await self.alerts.aclose()
         await self.pool.close()
         if self.history is not None:
@@ -229,6 +211,31 @@ class Services:
         self.gateway.close()
         self.compiler.close()
         self.store.close()
+
+
+async def _start_pool(settings: Settings, metrics: Metrics, gateway: DatabaseGateway) -> WorkerPool:
+    worker_log = get_logger("worker")
+    replacing = 0  # workers lost and not yet replaced: their successor is a restart
+
+    def on_worker_event(event: str, pid: int, reason: str) -> None:
+        nonlocal replacing
+        if event == "started":
+            restart = replacing > 0
+            replacing = max(0, replacing - 1)
+            worker_log.info(f"worker {'restarted' if restart else 'started'}", pid=pid)
+        else:
+            replacing += 1
+            metrics.worker_restarts.labels(event).inc()
+            worker_log.error(f"worker {event}", pid=pid, error=reason)
+
+    pool = WorkerPool(
+        settings.workers,
+        grace_s=settings.timeout_grace_ms / 1000,
+        on_event=on_worker_event,
+        host_calls=gateway.handle,
+    )
+    await pool.start()
+    return pool
 
 
 def _registry_listener(
@@ -246,3 +253,49 @@ def _registry_listener(
 
 def _changes_channel(settings: Settings) -> str:
     return f"wasmlet_registry_{settings.pg_schema}"
+
+
+def _cluster_parts(
+    settings: Settings, store: Store, node: str, metrics: Metrics
+) -> tuple[Breakers, FunctionSlots]:
+    """Breakers and `max_concurrency` slots: shared through PostgreSQL by every node,
+    or this process's own on SQLite (one node)."""
+    defaults = BreakerPolicy(
+        failure_rate=settings.breaker_failure_rate,
+        window_s=settings.breaker_window_s,
+        min_calls=settings.breaker_min_calls,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+    if not settings.uses_postgres or settings.database_url is None:
+        return FunctionBreakers(defaults, clock=time.monotonic, metrics=metrics), LocalSlots()
+    from wasmlet.store.advisory_slots import AdvisorySlots
+
+    shared = SharedBreakers(
+        store, node, defaults, clock=time.time, metrics=metrics, sync_s=settings.breaker_sync_s
+    )
+    shared.start()
+    return shared, AdvisorySlots(settings.database_url, schema=settings.pg_schema)
+
+
+def _advertised(settings: Settings) -> str:
+    if settings.node_address:
+        return settings.node_address
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"{host}:{settings.port}"
+
+
+def _node_heartbeat(
+    settings: Settings, store: Store, node: str, pool: WorkerPool, invoker: Invoker
+) -> NodeHeartbeat:
+    heartbeat = NodeHeartbeat(
+        store,
+        NodeIdentity(node, _advertised(settings), wasmlet.__version__, time.time()),
+        lambda: NodeLoad(pool.size, pool.alive, invoker.in_flight),
+        clock=time.time,
+        heartbeat_s=settings.node_heartbeat_s,
+        forget_s=settings.node_forget_s,
+    )
+    heartbeat.start()
+    return heartbeat

@@ -228,6 +228,23 @@ def delete(name: str, url: str, key: str | None, data_dir: str) -> None:
     click.echo(f"deleted {name}")
 
 
+@main.command()
+@_client_options
+def nodes(url: str, key: str | None, data_dir: str) -> None:
+    """Nodes serving from the same database, with their last heartbeat."""
+    with _client(url, key, data_dir) as client:
+        listing = client.nodes()
+    click.echo(f"{'ID':<12} {'ADDRESS':<22} {'VERSION':<9} {'STATUS':<6} {'AGE S':>6} "
+               f"{'WORKERS':>7} {'IN FLIGHT':>9}")  # fmt: skip
+    for n in listing["nodes"]:
+        mark = " *" if n["self"] else ""
+        click.echo(
+            f"{n['id'][:12]:<12} {n['address'][:22]:<22} {n['version'][:9]:<9} "
+            f"{n['status']:<6} {n['heartbeat_age_s']:>6.1f} "
+            f"{str(n['workers_alive']) + '/' + str(n['workers']):>7} {n['in_flight']:>9}{mark}"
+        )
+
+
 @main.group()
 def schedules() -> None:
     """Scheduled functions: list them, pause, resume, run one now."""

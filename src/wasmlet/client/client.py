@@ -256,6 +256,11 @@ class WasmletClient:
         result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/schedules"))
         return result
 
+    def nodes(self) -> dict[str, Any]:
+        """The nodes serving from the server's database (service key)."""
+        result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/nodes"))
+        return result
+
     def schedule_action(self, function: str, schedule_id: str, action: str) -> dict[str, Any]:
         """`action` is pause, resume or run (run it now)."""
         path = f"/functions/v1/schedules/{function}/{schedule_id}/{action}"

@@ -34,8 +34,9 @@ from wasmlet.observability.history import HistoryWriter, InvocationEntry
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionRecord
-from wasmlet.reliability.breakers import FunctionBreakers
-from wasmlet.reliability.concurrency import ConcurrencyLimiter
+from wasmlet.reliability.breakers import Breakers
+from wasmlet.reliability.concurrency import ConcurrencyLimiter, Permit
+from wasmlet.reliability.slots import FunctionSlots, LocalSlots, Slot
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 from wasmlet.runtime.pool import WorkerPool
 
@@ -88,12 +89,14 @@ class Invoker:
         limiter: ConcurrencyLimiter,
         metrics: Metrics,
         defaults: RuntimeDefaults,
-        breakers: FunctionBreakers,
+        breakers: Breakers,
         history: HistoryWriter | None = None,
         modules: ModuleSource | None = None,
+        slots: FunctionSlots | None = None,
     ) -> None:
         self.breakers = breakers
         self._modules = modules
+        self.slots: FunctionSlots = slots or LocalSlots()
         self._history = history
         self._pool = pool
         self._limiter = limiter
@@ -110,30 +113,23 @@ class Invoker:
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
         function = request.function
         started = time.perf_counter()
-        permit = self._limiter.try_acquire(function.name, function.config.max_concurrency)
-        if permit is None:
-            refused = TooManyRequests(
-                "Too many concurrent invocations", function=function.name,
-                retry_after=self._defaults.retry_after_s,
-            )  # fmt: skip
-            self._record(request, started, error=refused, outcome=None)
-            raise refused
+        permit, slot = await self._admit(request, started)
         if self._modules is not None:
             try:
                 await self._modules.ensure(function.module_key)
             except (ModuleUnavailable, DbUnavailable) as exc:
-                permit.release()
+                _release(permit, slot)
                 unavailable = type(exc)(
                     exc.message, function=function.name, retry_after=self._defaults.retry_after_s
                 )
                 self._record(request, started, error=unavailable, outcome=None)
                 raise unavailable from exc
             except BaseException:
-                permit.release()
+                _release(permit, slot)
                 raise
         breaker = self.breakers.get(function.name, function.config.circuit_breaker)
-        if breaker is not None and not breaker.allow():
-            permit.release()
+        if breaker is not None and not await breaker.allow():
+            _release(permit, slot)
             wait = max(1, math.ceil(breaker.retry_after()))
             refused_open = CircuitOpen(
                 f"Circuit open: {function.name} is failing; retry in {wait}s",
@@ -150,7 +146,7 @@ class Invoker:
                 wait_until=time.monotonic() + timeout_ms / 1000,
             )
         finally:
-            permit.release()
+            _release(permit, slot)
             self._metrics.in_flight.dec()
         failure = self._error_for(function, outcome)
         if breaker is not None:
@@ -171,6 +167,44 @@ class Invoker:
             duration_ms=(time.perf_counter() - started) * 1000,
             outcome=outcome,
         )
+
+    @property
+    def in_flight(self) -> int:
+        return self._limiter.in_flight
+
+    async def _admit(
+        self, request: InvocationRequest, started: float
+    ) -> tuple[Permit, Slot | None]:
+        """A place under this node's limits and, for a function with `max_concurrency`,
+        one of its cluster-wide slots (the only database round trip on this path)."""
+        function = request.function
+        limit = function.config.max_concurrency
+        permit = self._limiter.try_acquire(function.name, limit)
+        slot: Slot | None = None
+        if permit is not None and limit is not None:
+            try:
+                slot = await self.slots.acquire(function.name, limit)
+            except DbUnavailable as exc:
+                permit.release()
+                unavailable = DbUnavailable(
+                    f"Database unavailable: the cluster-wide limit of {function.name} "
+                    f"cannot be checked ({exc.message})",
+                    function=function.name,
+                    retry_after=self._defaults.retry_after_s,
+                )
+                self._record(request, started, error=unavailable, outcome=None)
+                raise unavailable from exc
+            if slot is None:
+                permit.release()
+                permit = None
+        if permit is None:
+            refused = TooManyRequests(
+                "Too many concurrent invocations", function=function.name,
+                retry_after=self._defaults.retry_after_s,
+            )  # fmt: skip
+            self._record(request, started, error=refused, outcome=None)
+            raise refused
+        return permit, slot
 
     def record_refusal(
         self, name: str, error: FunctionError, request_id: str, *, known: bool
@@ -313,3 +347,9 @@ def _seconds(ms: int) -> str:
     if ms % 1000 == 0:
         return f"{ms // 1000}s"
     return f"{ms / 1000:g}s"
+
+
+def _release(permit: Permit, slot: Slot | None) -> None:
+    permit.release()
+    if slot is not None:
+        slot.release()
