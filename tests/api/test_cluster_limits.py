@@ -194,7 +194,7 @@ def test_a_breaker_opened_on_a_fails_fast_on_b_and_c(tmp_path: Path) -> None:
 
 
 def test_nodes_list_themselves_and_a_killed_node_goes_stale(tmp_path: Path) -> None:
-    with cluster(tmp_path, 3, staggered=True, WASMLET_NODE_HEARTBEAT_S="0.5") as c:
+    with cluster(tmp_path, 3, staggered=True, WASMLET_NODE_HEARTBEAT_S="3") as c:
 
         def listing(node: ServerProcess) -> dict[str, Any]:
             response = httpx.get(f"{node.url}/functions/v1/nodes", headers=node.service_headers())
@@ -203,11 +203,11 @@ def test_nodes_list_themselves_and_a_killed_node_goes_stale(tmp_path: Path) -> N
             return body
 
         body = listing(c[1])
-        assert body["heartbeat_s"] == 0.5 and body["stale_after_s"] == 1.5
+        assert body["heartbeat_s"] == 3 and body["stale_after_s"] == 9
         nodes = body["nodes"]
         assert len(nodes) == 3, nodes
         assert {n["address"] for n in nodes} == {f"127.0.0.1:{s.port}" for s in c.nodes}
-        assert all(n["status"] == "live" and n["heartbeat_age_s"] <= 1.5 for n in nodes)
+        assert all(n["status"] == "live" and n["heartbeat_age_s"] <= 9 for n in nodes)
         assert all(n["workers"] == 2 and n["in_flight"] == 0 for n in nodes)
         assert [n["self"] for n in nodes].count(True) == 1
         assert (
@@ -224,7 +224,7 @@ def test_nodes_list_themselves_and_a_killed_node_goes_stale(tmp_path: Path) -> N
             found = [n for n in listing(c[0])["nodes"] if n["address"] == address]
             return found[0]["status"] if found else None
 
-        wait_until(lambda: status_of(killed) == "stale", 15, "the killed node to be stale")
+        wait_until(lambda: status_of(killed) == "stale", 120, "the killed node to be stale")
         c[1].stop()  # a clean stop removes its row
         assert status_of(f"127.0.0.1:{c[1].port}") is None
         assert status_of(f"127.0.0.1:{c[0].port}") == "live"

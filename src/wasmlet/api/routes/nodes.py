@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
+from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 
 router = APIRouter(tags=["nodes"])
@@ -33,7 +34,7 @@ class NodeList(BaseModel):
     forget_after_s: float = Field(description="A node silent this long is removed")
 
 
-@router.get("/functions/v1/nodes", response_model=NodeList)
+@router.get("/functions/v1/nodes", response_model=NodeList, responses=errors(401))
 async def list_nodes(request: Request) -> NodeList:
     """Nodes sharing this database, oldest first (service key).
 
