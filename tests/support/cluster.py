@@ -43,9 +43,15 @@ def _via(url: str, port: int) -> str:
 
 @contextmanager
 def cluster(
-    tmp_path: Path, size: int = 3, *, through_proxy: bool = False, **env: str
+    tmp_path: Path,
+    size: int = 3,
+    *,
+    through_proxy: bool = False,
+    staggered: bool = False,
+    **env: str,
 ) -> Iterator[Cluster]:
-    """`size` nodes started at the same moment on one new, empty database."""
+    """`size` nodes started at the same moment on one new, empty database
+    (`staggered=True`: one after another, each once the one before is healthy)."""
     keys = {
         "WASMLET_SERVICE_KEY": "service-" + secrets.token_hex(16),
         "WASMLET_ANON_KEY": "anon-" + secrets.token_hex(16),
@@ -67,9 +73,13 @@ def cluster(
         }
         nodes = [ServerProcess(tmp_path / f"node{i}", dict(node_env)) for i in range(size)]
         try:
-            with ThreadPoolExecutor(size) as pool:
-                for started in [pool.submit(node.start) for node in nodes]:
-                    started.result()
+            if staggered:
+                for node in nodes:
+                    node.start()
+            else:
+                with ThreadPoolExecutor(size) as pool:
+                    for started in [pool.submit(node.start) for node in nodes]:
+                        started.result()
             yield Cluster(nodes, pg, proxy)
         finally:
             for node in nodes:
