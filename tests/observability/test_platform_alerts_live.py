@@ -5,6 +5,7 @@ the WASMLET_ALERT_* settings, so nothing waits minutes."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -77,19 +78,19 @@ def worker_pids(server: ServerProcess) -> list[int]:
     return alive
 
 
+def restarted(server: ServerProcess, count: int) -> bool:
+    lines = server.json_logs()
+    found: int = sum(line.get("message") == "worker restarted" for line in lines)
+    return found == count
+
+
 @pytest.mark.slow
 def test_workers_killed_three_times_fire_worker_restarts(start_server: ServerFactory) -> None:
     with start_server(**FAST) as server:
         wait_until(lambda: len(worker_pids(server)) == 2, "two workers")
         for kills in range(1, 4):
             os.kill(worker_pids(server)[0], signal.SIGKILL)
-            restarted = f"{kills} workers restarted"
-            wait_until(
-                lambda k=kills: (
-                    sum(line["message"] == "worker restarted" for line in server.json_logs()) == k
-                ),
-                restarted,
-            )
+            wait_until(functools.partial(restarted, server, kills), f"{kills} workers restarted")
             if kills == 2:
                 time.sleep(1)  # five evaluations: two restarts do not fire
                 assert "WorkerRestarts" not in names(server)
@@ -158,8 +159,10 @@ def test_a_job_kept_waiting_fires_the_oldest_job_age_alert_until_it_starts(
 def test_a_node_killed_is_silent_to_the_others_and_one_stopped_cleanly_is_not(
     tmp_path: Path, fname: str
 ) -> None:
-    env = {**FAST, "WASMLET_ALERT_NODE_SILENT_S": "2"}
-    with cluster(tmp_path, 2, staggered=True, **env) as nodes:
+    with cluster(
+        tmp_path, 2, staggered=True, WASMLET_ALERT_INTERVAL_S="0.2",
+        WASMLET_ALERT_NODE_SILENT_S="2",
+    ) as nodes:  # fmt: skip
         a, b = nodes[0], nodes[1]
         b.stop()  # cleanly: gone on purpose
         time.sleep(4)  # twice the threshold
@@ -177,7 +180,7 @@ def test_a_node_killed_is_silent_to_the_others_and_one_stopped_cleanly_is_not(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_dead_letters_buried_on_one_node_alert_on_every_node(tmp_path: Path, fname: str) -> None:
-    with cluster(tmp_path, 2, staggered=True, **FAST) as nodes:
+    with cluster(tmp_path, 2, staggered=True, WASMLET_ALERT_INTERVAL_S="0.2") as nodes:
         a, b = nodes[0], nodes[1]
         assert a.deploy(fname, wat("error_exit"), {"retry": {"max_retries": 0}}).status_code == 201
         invoke_async(a, fname)
