@@ -27,6 +27,7 @@ per field, the body's `errors` list::
         ├── InternalError              500 internal_error      (a platform bug; says no more)
         ├── CircuitOpen                503 circuit_open        (Retry-After)
         ├── DbUnavailable              503 db_unavailable      (retriable, Retry-After)
+        ├── ModuleUnavailable          503 module_unavailable  (retriable, Retry-After)
         ├── FunctionTimeout            504 timeout             (retriable)
         └── MemoryLimitExceeded        507 memory_limit_exceeded
 """
@@ -221,6 +222,15 @@ class DbUnavailable(ServerError):
 
     status = 503
     type = "db_unavailable"
+    retriable = True
+    default_retry_after = 1
+
+
+class ModuleUnavailable(ServerError):
+    """The function's module cannot be loaded on this node"""
+
+    status = 503
+    type = "module_unavailable"
     retriable = True
     default_retry_after = 1
 

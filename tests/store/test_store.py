@@ -45,6 +45,8 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
         "schedule_id": "s", "cron": "* * * * *", "timezone": "UTC", "catch_up": "latest",
         "catch_up_cap": 10, "last_run": 1.0, "next_run": 2.0, "last_job_id": None,
         "paused": False, "restarts": 0,
+        # registry announcements (rolled back below, so never delivered)
+        "channel": "wasmlet_registry_test",
     }  # fmt: skip
     # A function row for the foreign keys; each query then runs in a transaction that is
     # rolled back, so the order of the queries does not matter.

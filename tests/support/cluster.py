@@ -50,8 +50,11 @@ def cluster(
     staggered: bool = False,
     **env: str,
 ) -> Iterator[Cluster]:
-    """`size` nodes started at the same moment on one new, empty database
-    (`staggered=True`: one after another, each once the one before is healthy)."""
+    """`size` nodes started at the same moment on one new, empty database.
+
+    `staggered=True` starts them one after another instead, each once the previous one
+    is healthy (for tests of something other than a concurrent start).
+    """
     keys = {
         "WASMLET_SERVICE_KEY": "service-" + secrets.token_hex(16),
         "WASMLET_ANON_KEY": "anon-" + secrets.token_hex(16),

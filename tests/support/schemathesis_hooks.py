@@ -22,7 +22,7 @@ MANAGED = "/functions/v1/functions/{name}"
 FUNCTION_OUTCOMES = frozenset(
     {
         "function_error", "host_function_error", "runtime_crash", "circuit_open",
-        "db_unavailable", "timeout", "memory_limit_exceeded",
+        "db_unavailable", "module_unavailable", "timeout", "memory_limit_exceeded",
     }
 )  # fmt: skip
 

@@ -11,7 +11,7 @@ def test_every_documented_type_has_its_status() -> None:
         "invalid_config": 400, "invalid_payload": 400, "unauthorized": 401,
         "function_not_found": 404, "payload_too_large": 413, "too_many_requests": 429,
         "function_error": 500, "host_function_error": 500, "runtime_crash": 500,
-        "circuit_open": 503, "db_unavailable": 503, "timeout": 504,
+        "circuit_open": 503, "db_unavailable": 503, "module_unavailable": 503, "timeout": 504,
         "memory_limit_exceeded": 507,
     }  # fmt: skip
     for error_type, status in expected.items():
@@ -23,6 +23,7 @@ def test_every_documented_type_has_its_status() -> None:
 def test_retriable_kinds_match_the_spec() -> None:
     assert errors.FunctionTimeout.retriable
     assert errors.DbUnavailable.retriable
+    assert errors.ModuleUnavailable.retriable
     assert not errors.MemoryLimitExceeded.retriable
     assert not errors.InvalidWasm.retriable
     assert not errors.UserCodeError.retriable

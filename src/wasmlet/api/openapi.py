@@ -70,7 +70,8 @@ _TYPES = {
     413: "payload_too_large",
     429: "too_many_requests: over a concurrency limit; see Retry-After",
     500: "internal_error: a platform bug; the body says no more, the server log has the rest",
-    503: "circuit_open or db_unavailable",
+    503: "circuit_open, db_unavailable or module_unavailable (this node cannot compile the "
+    "function's stored module); see Retry-After",
     504: "timeout: the function ran past its timeout",
     507: "memory_limit_exceeded: the function asked for more memory than its limit",
 }

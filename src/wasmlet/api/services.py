@@ -20,6 +20,8 @@ from wasmlet.observability.history_views import HistoryReader
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.observability.store_gauges import StoreGauges
+from wasmlet.registry.changes import RegistryListener
+from wasmlet.registry.modules import LocalModules
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from wasmlet.reliability.breakers import FunctionBreakers
@@ -55,6 +57,7 @@ class Services:
     history_reader: HistoryReader
     store_gauges: StoreGauges
     compiler: ModuleCompiler
+    registry_listener: RegistryListener | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -87,7 +90,10 @@ class Services:
                 global_concurrency=settings.global_concurrency,
             ),
             clock=time.time,
+            max_stale_s=settings.registry_max_stale_s,
+            changes_channel=_changes_channel(settings),
         )
+        modules = LocalModules(store, compiler, clock=time.monotonic)
         recompiled = registry.ensure_compiled(
             on_failure=lambda key, exc: log.error(
                 "stored module does not compile", module_key=key, error=exc.message
@@ -161,6 +167,7 @@ class Services:
                 metrics=metrics,
             ),
             history=history,
+            modules=modules,
         )
         log.info(
             "server ready",
@@ -205,14 +212,17 @@ class Services:
         supervisor.start()
         alerts = _alert_evaluator(settings, store, metrics, node)
         alerts.start()
+        listener = _registry_listener(settings, registry, modules)
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
             dispatcher, schedules, supervisor,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
-            compiler=compiler,
+            compiler=compiler, registry_listener=listener,
         )  # fmt: skip
 
     async def close(self) -> None:
+        if self.registry_listener is not None:
+            await self.registry_listener.close()
         await self.scheduler.close()
         with contextlib.suppress(Exception):  # else the row goes silent, then is forgotten
             await asyncio.to_thread(self.store.execute, "forget_heartbeat", node=self.queue.node)
@@ -224,6 +234,23 @@ class Services:
         self.gateway.close()
         self.compiler.close()
         self.store.close()
+
+
+def _registry_listener(
+    settings: Settings, registry: Registry, modules: LocalModules
+) -> RegistryListener | None:
+    """Hears other nodes' deploys (PostgreSQL only: one node per SQLite file)."""
+    if not settings.uses_postgres or settings.database_url is None:
+        return None
+    listener = RegistryListener(
+        settings.database_url, _changes_channel(settings), registry, modules
+    )
+    listener.start()
+    return listener
+
+
+def _changes_channel(settings: Settings) -> str:
+    return f"wasmlet_registry_{settings.pg_schema}"
 
 
 def _alert_evaluator(

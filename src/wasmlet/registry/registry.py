@@ -1,19 +1,25 @@
 """The function registry: deploy, read, change and delete functions.
 
 Validation and compilation come before any write, so a refused deploy stores
-nothing. Reads on the invocation path go through a short-lived cache, cleared on
-every local write; other nodes see a change within `cache_ttl_s`.
+nothing. Reads on the invocation path go through a short-lived cache. Every write
+announces the function's name in its own transaction (PostgreSQL NOTIFY, delivered
+at commit; see `changes.py`), so every node drops its entry at once; `cache_ttl_s`
+bounds how long a missed announcement goes unnoticed. While the database cannot be
+reached an entry is served stale, up to `max_stale_s` after it was last read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from wasmlet.errors import FunctionError, FunctionNotFound, InvalidConfig
+from wasmlet.errors import DbUnavailable, FunctionError, FunctionNotFound, InvalidConfig
+from wasmlet.observability.logs import get_logger
 from wasmlet.registry.models import FunctionConfig, FunctionRecord
 from wasmlet.registry.names import validate_name
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
@@ -22,6 +28,20 @@ from wasmlet.triggers.database import TriggerInstaller
 from wasmlet.validation import field_path
 
 Clock = Callable[[], float]
+CHANGES_CHANNEL = "wasmlet_registry"
+MAX_STALE_S = 300.0
+
+
+class Miss(enum.Enum):
+    """Not in the cache, or too old to serve: read the database."""
+
+    MISS = enum.auto()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    read_at: float
+    record: FunctionRecord | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +60,8 @@ class Registry:
         limits: OperatorLimits,
         clock: Clock,
         cache_ttl_s: float = 1.0,
+        max_stale_s: float = MAX_STALE_S,
+        changes_channel: str = CHANGES_CHANNEL,
     ) -> None:
         self._store = store
         self._compiler = compiler
@@ -47,8 +69,15 @@ class Registry:
         self._limits = limits
         self._clock = clock
         self._ttl = cache_ttl_s
-        self._cache: dict[str, tuple[float, FunctionRecord | None]] = {}
+        self._max_stale_s = max(max_stale_s, cache_ttl_s)
+        self._channel = changes_channel
+        self._cache: dict[str, _Entry] = {}
+        self._epoch = 0  # bumped by every forget: a read that began before it is not kept
+        self._db_retry_at = 0.0  # after a failed read, entries are served stale until then
+        self._serving_stale = False
         self._lock = threading.Lock()
+        self._reads: dict[str, asyncio.Task[FunctionRecord | None]] = {}
+        self._log = get_logger("registry")
 
     def deploy(
         self, name: object, wasm: bytes, config: object = None, triggers: object = None
@@ -110,19 +139,78 @@ class Registry:
                 config=config_json,
                 now=now,
             )
-        self._forget(name)
+            self._announce(name)
+        self.forget(name)
         return bumped is None
 
+    def cached(self, name: str) -> FunctionRecord | Literal[Miss.MISS] | None:
+        """The cached record (None: known not to exist) if it may be served without a
+        read: fresh, or stale within the bound while the database is failing. Never
+        touches the database, so the event loop may call it."""
+        entry = self._cache.get(name)
+        if entry is None:
+            return Miss.MISS
+        now = self._clock()
+        age = now - entry.read_at
+        if age < self._ttl or (age < self._max_stale_s and now < self._db_retry_at):
+            return entry.record
+        return Miss.MISS
+
+    async def lookup(self, name: str) -> FunctionRecord | None:
+        """`find` for the event loop: a hit costs no thread, and concurrent misses of one
+        name share one read in a thread (a burst after the TTL is one query, not one per
+        call queued in the thread pool)."""
+        hit = self.cached(name)
+        if hit is not Miss.MISS:
+            return hit
+        task = self._reads.get(name)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(self.find, name))
+            self._reads[name] = task
+            task.add_done_callback(lambda done: self._read_done(name, done))
+        return await asyncio.shield(task)
+
+    def _read_done(self, name: str, task: asyncio.Task[FunctionRecord | None]) -> None:
+        self._reads.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter raises it, if any still waits
+
     def find(self, name: str, *, cached: bool = True) -> FunctionRecord | None:
+        """The function's record, or None; DbUnavailable only when the database cannot
+        be read and no entry younger than the staleness bound is cached."""
         if cached:
-            hit = self._cache.get(name)
-            if hit is not None and self._clock() - hit[0] < self._ttl:
-                return hit[1]
-        row = self._store.fetch_one("get_function", name=name)
+            hit = self.cached(name)
+            if hit is not Miss.MISS:
+                return hit
+        epoch = self._epoch
+        try:
+            row = self._store.fetch_one("get_function", name=name)
+        except DbUnavailable:
+            if not cached:
+                raise
+            return self._stale(name)
         record = FunctionRecord.from_row(row) if row else None
+        if self._serving_stale:
+            self._serving_stale = False
+            self._log.info("database available again: registry entries read afresh")
         with self._lock:
-            self._cache[name] = (self._clock(), record)
+            if epoch == self._epoch:
+                self._cache[name] = _Entry(self._clock(), record)
         return record
+
+    def _stale(self, name: str) -> FunctionRecord | None:
+        now = self._clock()
+        self._db_retry_at = now + self._ttl
+        if not self._serving_stale:
+            self._serving_stale = True
+            self._log.warning(
+                "database unavailable: serving registry entries stale",
+                max_stale_s=self._max_stale_s,
+            )
+        entry = self._cache.get(name)
+        if entry is None or now - entry.read_at >= self._max_stale_s:
+            raise DbUnavailable("Database unavailable: the function registry cannot be read")
+        return entry.record
 
     def get(self, name: str, *, cached: bool = True) -> FunctionRecord:
         record = self.find(name, cached=cached)
@@ -141,14 +229,16 @@ class Registry:
         if not isinstance(enabled, bool):
             raise InvalidConfig("Invalid function configuration: enabled must be true or false")
         config = self._check_limits(record.config.merged(changes, field), field)
-        self._store.execute(
-            "update_function_config",
-            name=name,
-            config=config.model_dump_json(),
-            enabled=enabled,
-            now=self._clock(),
-        )
-        self._forget(name)
+        with self._store.transaction():
+            self._store.execute(
+                "update_function_config",
+                name=name,
+                config=config.model_dump_json(),
+                enabled=enabled,
+                now=self._clock(),
+            )
+            self._announce(name)
+        self.forget(name)
         return self.get(name, cached=False)
 
     def delete(self, name: str) -> None:
@@ -157,7 +247,8 @@ class Registry:
         with self._store.transaction():
             self._store.execute("delete_versions", name=name)
             self._store.execute("delete_function", name=name)
-        self._forget(name)
+            self._announce(name)
+        self.forget(name)
 
     def ensure_compiled(
         self, on_failure: Callable[[str, FunctionError], None] | None = None
@@ -187,9 +278,20 @@ class Registry:
     def module_path(self, record: FunctionRecord) -> str:
         return str(self._compiler.path_for(record.module_key))
 
-    def _forget(self, name: str) -> None:
+    def forget(self, name: str) -> None:
+        """Drop `name`'s entry: the next read goes to the database."""
         with self._lock:
+            self._epoch += 1
             self._cache.pop(name, None)
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._cache.clear()
+
+    def _announce(self, name: str) -> None:
+        """Tell every node that `name` changed, when the calling transaction commits."""
+        self._store.execute("announce_function_change", channel=self._channel, name=name)
 
     def _check_limits(self, config: FunctionConfig, field: str = "config") -> FunctionConfig:
         limits = self._limits

@@ -1,7 +1,9 @@
 """The invoker: admission, a worker run, and the one place outcomes become errors.
 
-Every trigger calls `Invoker.invoke`. It applies the concurrency limits, resolves
-the function's limits, runs the job on the worker pool and returns an
+Every trigger calls `Invoker.invoke`. It applies the concurrency limits, makes sure
+the function's module is compiled on this node (`LocalModules.ensure`: a miss is
+fetched and compiled), resolves the function's limits, runs the job on the worker
+pool and returns an
 `InvocationResult`, or raises the `FunctionError` that describes the failure. It
 counts and logs every invocation, whatever its outcome.
 """
@@ -13,7 +15,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from wasmlet.errors import (
     CircuitOpen,
@@ -22,6 +24,7 @@ from wasmlet.errors import (
     FunctionTimeout,
     HostFunctionError,
     MemoryLimitExceeded,
+    ModuleUnavailable,
     RuntimeCrash,
     ServerError,
     TooManyRequests,
@@ -38,6 +41,11 @@ from wasmlet.runtime.pool import WorkerPool
 
 MB = 1024 * 1024
 STDERR_IN_LOG = 2048
+
+
+class ModuleSource(Protocol):
+    async def ensure(self, key: str) -> None:
+        """Return once the module `key` is compiled at its path on this node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +90,10 @@ class Invoker:
         defaults: RuntimeDefaults,
         breakers: FunctionBreakers,
         history: HistoryWriter | None = None,
+        modules: ModuleSource | None = None,
     ) -> None:
         self.breakers = breakers
+        self._modules = modules
         self._history = history
         self._pool = pool
         self._limiter = limiter
@@ -108,6 +118,19 @@ class Invoker:
             )  # fmt: skip
             self._record(request, started, error=refused, outcome=None)
             raise refused
+        if self._modules is not None:
+            try:
+                await self._modules.ensure(function.module_key)
+            except (ModuleUnavailable, DbUnavailable) as exc:
+                permit.release()
+                unavailable = type(exc)(
+                    exc.message, function=function.name, retry_after=self._defaults.retry_after_s
+                )
+                self._record(request, started, error=unavailable, outcome=None)
+                raise unavailable from exc
+            except BaseException:
+                permit.release()
+                raise
         breaker = self.breakers.get(function.name, function.config.circuit_breaker)
         if breaker is not None and not breaker.allow():
             permit.release()

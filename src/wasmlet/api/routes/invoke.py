@@ -133,7 +133,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
     if name in RESERVED_NAMES:
         _refuse_reserved(request, name)
     services = services_of(request)
-    record = services.registry.find(name)
+    record = await services.registry.lookup(name)
     try:
         if not may_invoke(request, services.keys) and not (
             record is not None and record.enabled and record.config.public

@@ -8,6 +8,11 @@ ON CONFLICT (key) DO NOTHING;
 -- name: get_module
 SELECT key, wasm FROM modules WHERE key = :key;
 
+-- name: announce_function_change
+-- Other nodes hear of a change through PostgreSQL (LISTEN/NOTIFY, see the override);
+-- a SQLite file has one node, so there is no one to tell.
+SELECT :channel AS channel, :name AS name;
+
 -- name: get_function
 SELECT f.name, f.version, f.enabled, f.config, f.triggers, f.created_at, f.updated_at,
        v.module_key

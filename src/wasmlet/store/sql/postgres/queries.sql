@@ -1,5 +1,9 @@
 -- PostgreSQL versions of shared queries, where several nodes need row locks.
 
+-- name: announce_function_change
+-- Delivered to every listening node when the surrounding transaction commits.
+SELECT pg_notify(:channel, :name);
+
 -- name: claim_jobs
 UPDATE jobs
 SET status = 'running', locked_by = :node, locked_until = :until,
