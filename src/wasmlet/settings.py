@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     invocation_retention: int = Field(10_000, ge=1)
     invocation_retention_s: float = Field(7 * DAY, gt=0)
     history_prune_interval_s: float = Field(60.0, gt=0)
+    # In-server alerts (observability/alerts.py): how often they are evaluated, and the
+    # platform thresholds (deploy/prometheus/alerts.yml has the defaults).
+    alert_interval_s: float = Field(15.0, gt=0, le=3600)
+    alert_scheduler_stale_s: float = Field(60.0, gt=0)
+    alert_queue_age_s: float = Field(300.0, gt=0)
+    alert_node_silent_s: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
     def _defaults_within_maximums(self) -> Settings:

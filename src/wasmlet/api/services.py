@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -13,7 +14,9 @@ import wasmlet
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
-from wasmlet.observability.alerts import AlertEvaluator
+from wasmlet.observability.alert_rules import RULES, AlertThresholds, platform_rules
+from wasmlet.observability.alerts import WINDOW_S, AlertEvaluator
+from wasmlet.observability.cluster_view import SchedulerBeats, StoreClusterView
 from wasmlet.observability.history import HistoryWriter, open_history
 from wasmlet.observability.history_views import HistoryReader
 from wasmlet.observability.logs import get_logger
@@ -184,7 +187,7 @@ class Services:
             metrics=metrics,
         )
         supervisor.start()
-        alerts = AlertEvaluator(metrics, clock=time.time)
+        alerts = _alert_evaluator(settings, store, metrics, node)
         alerts.start()
         listener = _registry_listener(settings, registry, modules)
         nodes = _node_heartbeat(settings, store, node, pool, invoker)
@@ -200,6 +203,8 @@ class Services:
         if self.registry_listener is not None:
             await self.registry_listener.close()
         await self.scheduler.close()
+        with contextlib.suppress(Exception):  # else the row goes silent, then is forgotten
+            await asyncio.to_thread(self.store.execute, "forget_heartbeat", node=self.queue.node)
         await self.dispatcher.close()
         await self.invoker.breakers.aclose()
         await self.invoker.slots.aclose()
@@ -299,3 +304,21 @@ def _node_heartbeat(
     )
     heartbeat.start()
     return heartbeat
+
+
+def _alert_evaluator(
+    settings: Settings, store: Store, metrics: Metrics, node: str
+) -> AlertEvaluator:
+    thresholds = AlertThresholds(
+        scheduler_stale_s=settings.alert_scheduler_stale_s,
+        queue_age_s=settings.alert_queue_age_s,
+        node_silent_s=settings.alert_node_silent_s,
+    )
+    return AlertEvaluator(
+        metrics,
+        clock=time.time,
+        rules=RULES + platform_rules(thresholds),
+        cluster=StoreClusterView(store, SchedulerBeats(store), window_s=WINDOW_S),
+        node=node,
+        interval_s=settings.alert_interval_s,
+    )

@@ -1,28 +1,21 @@
-"""The spec's three alerts, evaluated inside the server for users without Prometheus.
+"""The alert rules of ``alert_rules.py`` (those of ``deploy/prometheus/alerts.yml``),
+evaluated inside the server for users without Prometheus.
 
-The rules are those of ``deploy/prometheus/alerts.yml``, on the same counters, per
-function, over the same 5-minute window and with the same ``for`` durations:
+`AlertEvaluator.tick` (every `WASMLET_ALERT_INTERVAL_S`, 15 s, from the app's lifespan)
+samples this node's counters and keeps the samples of the last window; it reads the
+cluster's state from the shared database (`cluster_view.py`) in a thread first. A
+counter rule's value is computed from the difference between the newest sample and
+the newest one at least a window old (or the first sample, while the server is younger
+than the window). The counters live in this process and start at zero, so the
+differences are exact where Prometheus' ``rate()`` extrapolates; the decisions are the
+same. With no invocation in the window a rate has no value, and no alert fires
+(Prometheus: 0/0 is NaN). When the database cannot be read, the cluster rules keep
+their states until it can.
 
-=========================  ========  ===========================================  =====
-alert                      severity  value (per function, last 5 minutes)         for
-=========================  ========  ===========================================  =====
-FunctionErrorRateHigh      critical  5xx invocations / invocations > 0.10         5m
-FunctionTimeoutRateHigh    warning   timeouts / invocations > 0.05                0
-FunctionMemoryLimitHit     info      memory-limit hits > 0                        0
-=========================  ========  ===========================================  =====
-
-`AlertEvaluator.tick` (every 15 s, from the app's lifespan) samples the counters from
-the app's `Metrics` registry and keeps the samples of the last window. A rule's value
-is computed from the difference between the newest sample and the newest one at least
-a window old (or the first sample, while the server is younger than the window). The
-counters live in this process and start at zero, so the differences are exact where
-Prometheus' ``rate()`` extrapolates; the decisions are the same. With no invocation in
-the window a rate has no value, and no alert fires (Prometheus: 0/0 is NaN).
-
-Each (alert, function) is inactive, pending (condition true for less than ``for``) or
+Each (alert, subject) is inactive, pending (condition true for less than ``for``) or
 firing, like a Prometheus alert. Becoming firing and resolving each log one line
-(operation ``alerts``, fields alert, severity, function, value, state); pending alone
-logs nothing.
+(operation ``alerts``, fields alert, severity, function or node, value, state);
+pending alone logs nothing.
 """
 
 from __future__ import annotations
@@ -30,26 +23,32 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from wasmlet.observability.alert_rules import (
+    ALL_RULES,
+    RULES,
+    WINDOW_S,
+    AlertRule,
+    Counts,
+    Observed,
+    Severity,
+    Subject,
+)
+from wasmlet.observability.cluster_view import ClusterState, ClusterView
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 
-WINDOW_S = 300.0
+__all__ = ["ALL_RULES", "RULES", "WINDOW_S", "AlertEvaluator", "AlertState", "read_counts"]
+
 INTERVAL_S = 15.0
 HISTORY_S = 600.0
 
 Clock = Callable[[], float]
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
 
 
 class AlertState(StrEnum):
@@ -57,79 +56,6 @@ class AlertState(StrEnum):
     PENDING = "pending"
     FIRING = "firing"
 
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    """One function's counters at one moment (or their increase over a window)."""
-
-    invocations: float = 0.0
-    server_errors: float = 0.0  # invocations whose final status is 5xx
-    timeouts: float = 0.0
-    memory_exceeded: float = 0.0
-
-    def since(self, earlier: Counts) -> Counts:
-        return Counts(
-            max(0.0, self.invocations - earlier.invocations),
-            max(0.0, self.server_errors - earlier.server_errors),
-            max(0.0, self.timeouts - earlier.timeouts),
-            max(0.0, self.memory_exceeded - earlier.memory_exceeded),
-        )
-
-
-def error_rate(window: Counts) -> float | None:
-    return window.server_errors / window.invocations if window.invocations else None
-
-
-def timeout_rate(window: Counts) -> float | None:
-    return window.timeouts / window.invocations if window.invocations else None
-
-
-def memory_hits(window: Counts) -> float | None:
-    return window.memory_exceeded
-
-
-def _percent(value: float) -> str:
-    return f"{value * 100:.4g}%"
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRule:
-    """Fires for a function while ``value(increase over the window) > threshold``."""
-
-    name: str
-    severity: Severity
-    threshold: float
-    for_s: float
-    value: Callable[[Counts], float | None]
-    summary: str  # str.format fields: function, value, percent
-    runbook: str  # str.format field: function
-
-    def describe(self, function: str, value: float) -> tuple[str, str]:
-        fields = {"function": function, "value": value, "percent": _percent(value)}
-        return self.summary.format(**fields), self.runbook.format(**fields)
-
-
-RULES: tuple[AlertRule, ...] = (
-    AlertRule(
-        "FunctionErrorRateHigh", Severity.CRITICAL, 0.10, 300.0, error_rate,
-        "Function {function}: {percent} of invocations fail",
-        "Check the function's logs (GET /functions/v1/functions/{function}/logs) and "
-        "functions_errors_total for the error type; fix the function code (500), "
-        "optimize it or raise its timeout (504) or memory limit (507).",
-    ),
-    AlertRule(
-        "FunctionTimeoutRateHigh", Severity.WARNING, 0.05, 0.0, timeout_rate,
-        "Function {function}: {percent} of invocations time out",
-        "Optimize the function or increase its timeout "
-        "(PATCH /functions/v1/functions/{function} timeout_ms).",
-    ),
-    AlertRule(
-        "FunctionMemoryLimitHit", Severity.INFO, 0.0, 0.0, memory_hits,
-        "Function {function} hit its memory limit",
-        "Optimize the function's memory usage or increase its limit "
-        "(PATCH /functions/v1/functions/{function} memory_mb).",
-    ),
-)  # fmt: skip
 
 _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _LOG_LEVEL = {Severity.CRITICAL: "error", Severity.WARNING: "warning", Severity.INFO: "info"}
@@ -153,6 +79,7 @@ class _Active:
 class _Sample:
     at: float
     counts: dict[str, Counts]
+    worker_restarts: float
 
 
 def read_counts(metrics: Metrics) -> dict[str, Counts]:
@@ -170,17 +97,37 @@ def read_counts(metrics: Metrics) -> dict[str, Counts]:
     return {name: Counts(*row) for name, row in values.items()}
 
 
+def _sum_of(metrics: Metrics, name: str) -> float:
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def _breaker_states(metrics: Metrics) -> dict[str, float]:
+    return {
+        sample.labels["name"]: sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "functions_circuit_state"
+    }
+
+
 def _is_server_error(status: str) -> bool:
     return len(status) == 3 and status.startswith("5") and status.isdigit()
 
 
 class AlertEvaluator:
-    """Samples the counters on each `tick` and keeps per-(alert, function) state.
+    """Samples the counters on each `tick` and keeps per-(alert, subject) state.
 
     `clock` returns wall-clock seconds (``time.time`` in the server; tests pass a fake).
-    The samples kept are those of the last window plus the one just before it, at most
-    ``history_s / interval_s`` of them, so memory stays bounded however often `tick`
-    is called (called far more often than every `interval_s`, the window shrinks).
+    `cluster` reads the shared database before each background tick; `node` is this
+    node's id (the subject of its own node alerts). The samples kept are those of the
+    last window plus the one just before it, at most ``history_s / interval_s`` of
+    them, so memory stays bounded however often `tick` is called (called far more often
+    than every `interval_s`, the window shrinks).
     """
 
     def __init__(
@@ -188,7 +135,9 @@ class AlertEvaluator:
         metrics: Metrics,
         clock: Clock,
         *,
-        rules: Iterable[AlertRule] = RULES,
+        rules: Iterable[AlertRule] = ALL_RULES,
+        cluster: ClusterView | None = None,
+        node: str = "",
         window_s: float = WINDOW_S,
         interval_s: float = INTERVAL_S,
         history_s: float = HISTORY_S,
@@ -196,40 +145,53 @@ class AlertEvaluator:
         self._metrics = metrics
         self._clock = clock
         self._rules = tuple(rules)
+        self._by_name = {rule.name: rule for rule in self._rules}
+        self._cluster = cluster
+        self.node = node
         self._window_s = window_s
         self.interval_s = interval_s
         self._samples: deque[_Sample] = deque(maxlen=max(2, math.ceil(history_s / interval_s)))
         self._active: dict[tuple[str, str], _Active] = {}
         self._log = get_logger("alerts")
         self._task: asyncio.Task[None] | None = None
+        self._cluster_failing = False
         self._sample()
 
-    def tick(self) -> None:
-        """Take a sample and evaluate every rule for every function."""
+    def tick(self, cluster: ClusterState | None = None) -> None:
+        """Take a sample and evaluate every rule for every subject. `cluster`: the shared
+        database's state, None when unknown (the rules reading it keep their states)."""
         now = self._sample().at
-        window = self._window(now)
+        seen = Observed(
+            functions=self._window(now),
+            worker_restarts=max(
+                0.0, self._samples[-1].worker_restarts - self._samples[0].worker_restarts
+            ),
+            breakers=_breaker_states(self._metrics),
+            cluster=cluster,
+            node=self.node,
+        )
         for rule in self._rules:
-            values = {name: rule.value(counts) for name, counts in window.items()}
-            names = set(values) | {fn for (alert, fn) in self._active if alert == rule.name}
-            for function in sorted(names):
-                self._evaluate(rule, function, values.get(function), now)
+            values = rule.value(seen)
+            if values is None:
+                continue
+            self._evaluate_rule(rule, values, now)
 
     def active(self) -> list[dict[str, Any]]:
         """Pending and firing alerts, most severe first."""
-        rules = {rule.name: rule for rule in self._rules}
+        rules = self._by_name
         ordered = sorted(
             self._active.items(),
             key=lambda item: (_SEVERITY_RANK[rules[item[0][0]].severity], item[0]),
         )
         listed = []
-        for (alert, function), active in ordered:
+        for (alert, subject), active in ordered:
             rule = rules[alert]
-            summary, runbook = rule.describe(function, active.value)
+            summary, runbook = rule.describe(subject, active.value)
             listed.append(
                 {
                     "alert": alert,
                     "severity": str(rule.severity),
-                    "function": function,
+                    **_subject_fields(rule, subject),
                     "state": str(active.state),
                     "value": round(active.value, 6),
                     "threshold": rule.threshold,
@@ -245,8 +207,8 @@ class AlertEvaluator:
         """The alerts firing now, most severe first (GET /functions/v1/alerts)."""
         return [alert for alert in self.active() if alert["state"] == AlertState.FIRING]
 
-    def state(self, alert: str, function: str) -> AlertState:
-        active = self._active.get((alert, function))
+    def state(self, alert: str, subject: str = "") -> AlertState:
+        active = self._active.get((alert, subject))
         return active.state if active else AlertState.INACTIVE
 
     # --- background evaluation -------------------------------------------------------
@@ -266,14 +228,31 @@ class AlertEvaluator:
         while True:
             await asyncio.sleep(self.interval_s)
             try:
-                self.tick()
+                self.tick(await self._read_cluster())
             except Exception as exc:  # one bad tick must not end alerting for good
                 self._log.error("alert evaluation failed", error=repr(exc))
+
+    async def _read_cluster(self) -> ClusterState | None:
+        if self._cluster is None:
+            return None
+        try:
+            state = await asyncio.to_thread(self._cluster.read, self._clock())
+        except Exception as exc:  # the database is away: keep the cluster alerts as they are
+            if not self._cluster_failing:
+                self._log.warning(
+                    "alert evaluation could not read the cluster's state",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            self._cluster_failing = True
+            return None
+        self._cluster_failing = False
+        return state
 
     # --- internals -------------------------------------------------------------------
 
     def _sample(self) -> _Sample:
-        sample = _Sample(self._clock(), read_counts(self._metrics))
+        restarts = _sum_of(self._metrics, "functions_worker_restarts_total")
+        sample = _Sample(self._clock(), read_counts(self._metrics), restarts)
         self._samples.append(sample)
         horizon = sample.at - self._window_s
         while len(self._samples) > 2 and self._samples[1].at <= horizon:
@@ -291,14 +270,23 @@ class AlertEvaluator:
         newest = self._samples[-1].counts
         return {name: counts.since(base.get(name, zero)) for name, counts in newest.items()}
 
-    def _evaluate(self, rule: AlertRule, function: str, value: float | None, now: float) -> None:
-        key = (rule.name, function)
+    def _evaluate_rule(
+        self, rule: AlertRule, values: Mapping[str, float | None], now: float
+    ) -> None:
+        subjects = set(values) | {
+            subject for (alert, subject) in self._active if alert == rule.name
+        }
+        for subject in sorted(subjects):
+            self._evaluate(rule, subject, values.get(subject), now)
+
+    def _evaluate(self, rule: AlertRule, subject: str, value: float | None, now: float) -> None:
+        key = (rule.name, subject)
         active = self._active.get(key)
         if value is None or not value > rule.threshold:
             if active is not None:
                 del self._active[key]
                 if active.state is AlertState.FIRING:
-                    self._transition(rule, function, value, resolved=True)
+                    self._transition(rule, subject, value, resolved=True)
             return
         if active is None:
             active = self._active[key] = _Active(AlertState.PENDING, now, value)
@@ -306,20 +294,28 @@ class AlertEvaluator:
         if active.state is AlertState.PENDING and now - active.active_since >= rule.for_s:
             active.state = AlertState.FIRING
             active.firing_since = now
-            self._transition(rule, function, value, resolved=False)
+            self._transition(rule, subject, value, resolved=False)
 
     def _transition(
-        self, rule: AlertRule, function: str, value: float | None, *, resolved: bool
+        self, rule: AlertRule, subject: str, value: float | None, *, resolved: bool
     ) -> None:
         log = self._log.info if resolved else getattr(self._log, _LOG_LEVEL[rule.severity])
         log(
             "alert resolved" if resolved else "alert firing",
             alert=rule.name,
             severity=str(rule.severity),
-            function=function,
+            **_subject_fields(rule, subject),
             value=None if value is None else round(value, 6),
             state="resolved" if resolved else "firing",
         )
+
+
+def _subject_fields(rule: AlertRule, subject: str) -> dict[str, str | None]:
+    """`function` and `node`: the one the alert is about set, the other None."""
+    return {
+        "function": subject if rule.subject is Subject.FUNCTION else None,
+        "node": subject if rule.subject is Subject.NODE else None,
+    }
 
 
 def _iso(at: float | None) -> str | None:

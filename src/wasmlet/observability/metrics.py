@@ -100,6 +100,8 @@ class Metrics:
         self.worker_restarts = Counter(
             "functions_worker_restarts", "Worker processes replaced", ["reason"], registry=r
         )
+        for reason in ("crashed", "killed"):  # at 0 from the start: increase() sees the first
+            self.worker_restarts.labels(reason)
         self.history_dropped = Counter(
             "functions_history_dropped",
             "Invocation records not written to the history (queue full or store refused them)",

@@ -99,3 +99,14 @@ SELECT function_name, COUNT(*) AS n FROM jobs WHERE status = 'dead' GROUP BY fun
 
 -- name: newest_scheduler_heartbeat
 SELECT MAX(beat_at) AS beat_at FROM scheduler_heartbeats;
+
+-- name: dead_letters_since
+-- Jobs buried (or buried again after a retry) since :since, per function: the dead
+-- letter queue's growth, whichever node buried them.
+SELECT function_name, COUNT(*) AS n FROM jobs
+WHERE status = 'dead' AND last_failed_at >= :since
+GROUP BY function_name;
+
+-- name: scheduler_heartbeats_since
+-- Each node's last scheduler heartbeat, for nodes heard from since :since.
+SELECT node, beat_at FROM scheduler_heartbeats WHERE beat_at >= :since;

@@ -41,3 +41,7 @@ WHERE function_name = :function_name AND schedule_id = :schedule_id;
 -- name: heartbeat
 INSERT INTO scheduler_heartbeats (node, beat_at, restarts) VALUES (:node, :now, :restarts)
 ON CONFLICT (node) DO UPDATE SET beat_at = :now, restarts = :restarts;
+
+-- name: forget_heartbeat
+-- A node stopping cleanly: it is gone on purpose, not silent.
+DELETE FROM scheduler_heartbeats WHERE node = :node;
