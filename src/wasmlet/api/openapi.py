@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from wasmlet.registry.models import FunctionConfig
 
@@ -51,8 +52,9 @@ class ConfigChanges(FunctionConfig):
 
     model_config = ConfigDict(extra="forbid", title="ConfigChanges")
 
-    enabled: bool | None = None
-    config: FunctionConfig | None = None
+    # Optional but never null: the server refuses `"enabled": null` and `"config": null`.
+    enabled: bool | SkipJsonSchema[None] = None
+    config: FunctionConfig | SkipJsonSchema[None] = None
 
 
 CONFIG_CHANGES_REF = {"$ref": "#/components/schemas/ConfigChanges"}
