@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -126,16 +128,20 @@ def observability_commands(
             if not follow:
                 return
             cursor = page["cursor"]
+            # Ctrl-C ends the loop between polls: an interrupt in the middle of an HTTP
+            # call could leave the client's connection pool locked and the exit hanging.
+            stop = threading.Event()
+            previous = signal.signal(signal.SIGINT, lambda _signo, _frame: stop.set())
             try:
-                while True:
-                    sys.stdout.flush()
-                    time.sleep(interval)
+                sys.stdout.flush()
+                while not stop.wait(interval):
                     page = client.logs(name, after=cursor, limit=1000, **filters)
                     for line in page["lines"]:
                         _print_line(line, as_json)
                     cursor = page["cursor"]
-            except KeyboardInterrupt:
-                return
+                    sys.stdout.flush()
+            finally:
+                signal.signal(signal.SIGINT, previous)
 
     @click.command()
     @click.option("--once", is_flag=True, help="Print one view and exit (no live refresh).")
