@@ -29,6 +29,8 @@ from wasmlet.store import Store, open_store
 from wasmlet.triggers.database import TriggerInstaller
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue
+from wasmlet.triggers.readiness import NodeReadiness
+from wasmlet.triggers.retention import JobPruner, JobRetention
 from wasmlet.triggers.scheduler import Scheduler, SchedulerSupervisor
 from wasmlet.triggers.schedules import ScheduleBook
 
@@ -48,6 +50,7 @@ class Services:
     dispatcher: Dispatcher
     schedules: ScheduleBook
     scheduler: SchedulerSupervisor
+    pruner: JobPruner
     history: HistoryWriter | None
     history_reader: HistoryReader
     store_gauges: StoreGauges
@@ -163,6 +166,12 @@ class Services:
             registry,
             invoker,
             metrics,
+            # The compile-on-miss loader (issue 11 item 1) answers for modules when it lands.
+            readiness=NodeReadiness(
+                invoker.breakers,
+                module_ready=lambda record: compiler.is_cached(record.module_key),
+                clock=time.monotonic,
+            ),
             concurrency=settings.dispatch_concurrency or settings.workers * 2,
             poll_s=settings.dispatch_poll_ms / 1000,
             clock=time.time,
@@ -170,6 +179,16 @@ class Services:
             channel=f"wasmlet_outbox_{settings.pg_schema}" if settings.uses_postgres else None,
         )
         dispatcher.start()
+        pruner = JobPruner(
+            queue,
+            JobRetention(
+                age_s=settings.job_retention_s,
+                interval_s=settings.job_prune_interval_s,
+                batch=settings.job_prune_batch,
+            ),
+            clock=time.time,
+        )
+        pruner.start()
         scheduler = Scheduler(
             store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
         )
@@ -190,12 +209,13 @@ class Services:
         alerts.start()
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
-            dispatcher, schedules, supervisor,
+            dispatcher, schedules, supervisor, pruner,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
         )  # fmt: skip
 
     async def close(self) -> None:
         await self.scheduler.close()
+        await self.pruner.close()
         await self.dispatcher.close()
         await self.alerts.aclose()
         await self.pool.close()

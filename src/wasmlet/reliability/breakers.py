@@ -45,6 +45,10 @@ class FunctionBreakers:
         self._metrics.breaker_state.labels(function).set(0)
         return breaker
 
+    def refusing(self) -> set[str]:
+        """Functions whose breaker refuses calls now."""
+        return {name for name, (_, breaker) in self._breakers.items() if breaker.refuses()}
+
     def view(self, function: str) -> dict[str, object]:
         known = self._breakers.get(function)
         if known is None:
