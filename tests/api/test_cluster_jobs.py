@@ -140,7 +140,8 @@ def test_2000_trigger_events_with_a_node_killed_mid_run_are_all_delivered(
         with psycopg.connect(c.pg.url, autocommit=True) as conn:
             for start in range(0, 2000, 100):
                 conn.execute(
-                    "INSERT INTO items (id) SELECT generate_series(%s::int, %s::int)", (start, start + 99)
+                    "INSERT INTO items (id) SELECT generate_series(%s::int, %s::int)",
+                    (start, start + 99),
                 )
         wait_until(lambda: _seen(c)[1] >= 300, 120, "deliveries under way")
         victim = c[1].process

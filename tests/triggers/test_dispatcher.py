@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.support.flaky_store import FlakyStore
 from wasmlet.appdb.sqlite import SqliteAppDatabase
-from wasmlet.errors import CircuitOpen
+from wasmlet.errors import CircuitOpen, DbUnavailable
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionConfig, FunctionRecord
 from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
@@ -32,7 +32,13 @@ def record_of(name: str) -> FunctionRecord:
 
 
 class Functions:
+    def __init__(self) -> None:
+        self.failures = 0  # the next lookups that fail, as a registry read in an outage does
+
     def find(self, name: str) -> FunctionRecord | None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise DbUnavailable("Database unavailable: connection refused (fake)")
         return record_of(name)
 
     def module_path(self, record: FunctionRecord) -> str:
@@ -72,11 +78,16 @@ class Ready:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, store: FlakyStore, queue: JobQueue, invoker: FakeInvoker, ready: Ready
+    tmp_path: Path,
+    store: FlakyStore,
+    queue: JobQueue,
+    invoker: FakeInvoker,
+    ready: Ready,
+    functions: Functions | None = None,
 ) -> AsyncIterator[Dispatcher]:
     app_db = SqliteAppDatabase(tmp_path / "app.db")
     dispatcher = Dispatcher(
-        queue, app_db, Functions(), invoker, Metrics(),
+        queue, app_db, functions or Functions(), invoker, Metrics(),
         readiness=ready, concurrency=4, poll_s=0.01, clock=time.time,
     )  # fmt: skip
     dispatcher.start()
@@ -143,6 +154,28 @@ def test_a_job_finishing_during_an_outage_ends_done_once_the_database_is_back(
 
     asyncio.run(scenario())
     assert invoker.calls == ["j1"]
+
+
+def test_a_job_whose_function_cannot_be_read_goes_back_without_spending_an_attempt(
+    tmp_path: Path,
+) -> None:
+    """The registry read fails (the database blinked after the claim): the job is handed
+    back, not left `running`, and runs once the read works."""
+    store, queue = setup(tmp_path)
+    invoker = FakeInvoker()
+    functions = Functions()
+    functions.failures = 1
+
+    async def scenario() -> None:
+        async with running(tmp_path, store, queue, invoker, Ready(), functions):
+            queue.enqueue([NewJob("j1", "f", "database", b"{}")])
+            await until(lambda: queue.status_of("j1") is JobStatus.DONE, "the job to end")
+
+    asyncio.run(scenario())
+    assert store.calls["release_job"] == 1
+    assert invoker.calls == ["j1"]
+    row = queue.get("j1")
+    assert row is not None and row["attempts"] == 1
 
 
 def test_leases_are_renewed_only_for_jobs_this_node_still_holds(tmp_path: Path) -> None:

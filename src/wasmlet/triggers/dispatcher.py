@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from wasmlet.appdb.base import AppDatabase
-from wasmlet.errors import CircuitOpen, FunctionError, FunctionNotFound, TooManyRequests
+from wasmlet.errors import (
+    CircuitOpen,
+    FunctionError,
+    FunctionNotFound,
+    InternalError,
+    TooManyRequests,
+)
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionRecord
@@ -154,9 +160,9 @@ class Dispatcher:
         except asyncio.CancelledError:  # shutting down mid-run: back to the queue at once
             await self._finish(job, Released(0.0))
             raise
-        except Exception as exc:  # a bug, or the store away before the attempt ran
+        except Exception as exc:  # the store away (or a bug) before the function ran
             self._log.error(
-                "delivery failed before an outcome; job handed back", function=job.function_name,
+                "delivery failed before the run; job handed back", function=job.function_name,
                 request_id=job.id, event_id=job.id, error=f"{type(exc).__name__}: {exc}",
             )  # fmt: skip
             ending = Released(AFTER_ERROR_DELAY_S)
@@ -190,17 +196,26 @@ class Dispatcher:
         except CircuitOpen:
             return Released(0.0)  # not claimed here again while the breaker refuses
         except FunctionError as exc:
-            decision = decide(record.config.retry, job.attempts, exc, self._rng)
-            if decision.retry:
-                return Retried(decision.delay_s, exc.type, exc.message, record.version)
-            assert decision.dead_reason is not None
-            return _buried(job, decision.dead_reason, exc, record.version)
+            return self._failed(job, record, exc)
+        except Exception as exc:  # a bug of ours, and the function may have run: a person looks
+            self._log.exception(
+                "delivery failed", function=job.function_name, request_id=job.id, error=repr(exc)
+            )
+            failure = InternalError(f"Internal error: {type(exc).__name__}", function=record.name)
+            return _buried(job, DeadReason.NON_RETRIABLE, failure, record.version)
         self._log.info(
             "delivered", operation="deliver", function=job.function_name, request_id=job.id,
             event_id=job.id, trigger=job.trigger_kind, attempt=job.attempts,
             status=result.status, duration_ms=round(result.duration_ms, 3), error=None,
         )  # fmt: skip
         return Completed(record.version, result.status, result.body[:MAX_RESULT_BYTES])
+
+    def _failed(self, job: Job, record: FunctionRecord, exc: FunctionError) -> Ending:
+        decision = decide(record.config.retry, job.attempts, exc, self._rng)
+        if decision.retry:
+            return Retried(decision.delay_s, exc.type, exc.message, exc.status, record.version)
+        assert decision.dead_reason is not None
+        return _buried(job, decision.dead_reason, exc, record.version)
 
     async def _finish(self, job: Job, ending: Ending) -> None:
         """Write the ending until it lands; the lease is renewed until then. Shielded: a
@@ -249,7 +264,7 @@ class Dispatcher:
                 "attempt failed; retrying", operation="retry", function=job.function_name,
                 request_id=job.id, event_id=job.id, attempt=job.attempts,
                 delay_ms=round(ending.delay_s * 1000, 1),
-                error=ending.error, error_type=ending.error_type,
+                error=f"{ending.status} {ending.error}", error_type=ending.error_type,
             )  # fmt: skip
         elif isinstance(ending, Buried):
             self._metrics.dead_letters.labels(job.function_name, str(ending.reason)).inc()

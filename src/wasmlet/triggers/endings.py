@@ -32,6 +32,7 @@ class Retried:
     delay_s: float
     error_type: str
     error: str
+    status: int
     version: int
 
 
@@ -64,7 +65,7 @@ def record(queue: JobQueue, job: Job, ending: Ending) -> bool:
             return queue.complete(
                 job.id, version=version, result_status=status, result_body=body, attempt=attempt
             )
-        case Retried(delay_s, error_type, error, version):
+        case Retried(delay_s, error_type, error, _, version):
             return queue.retry(
                 job.id, delay_s=delay_s, error_type=error_type, error=error, version=version,
                 attempt=attempt,
