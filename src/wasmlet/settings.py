@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(30.0, gt=0)
     dispatch_poll_ms: int = Field(10, ge=1)
     job_lease_s: float = Field(30.0, gt=0)
+    # Done jobs (async results, delivered events) are kept this long; dead letters stay.
+    job_retention_s: float = Field(DAY, ge=60)
+    job_prune_interval_s: float = Field(60.0, gt=0)
+    job_prune_batch: int = Field(1000, ge=1, le=100_000)
     scheduler_tick_ms: int = Field(1000, ge=10)
     dispatch_concurrency: int | None = Field(None, ge=1)
     # How long a node serves a function it knows while the database cannot be read.

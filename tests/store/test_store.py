@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
+from tests.support.postgres import ADMIN_URL
 from wasmlet.store.base import Store
+from wasmlet.store.postgres import PostgresStore
 from wasmlet.store.queries import load_migrations, load_queries
 
 
@@ -34,7 +39,7 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
         "function_name": "f", "trigger_kind": "database", "payload": b"{}", "run_at": 1.0,
         "node": "n", "until": 2.0, "limit": 5, "error_type": "timeout", "error": "e",
         "request_meta": None, "result_status": 200, "result_body": b"", "reason": "r",
-        "function": None, "offset": 0,
+        "function": None, "offset": 0, "skip": "[]",
         # observability (queries_observability.sql)
         "attempt": 1, "status": 500, "duration_ms": 1.5, "started_at": 1.0, "log_lines": 1,
         "invocation_id": "j", "at": 1.0, "severity": 20, "level": "info", "source": "stderr",
@@ -86,3 +91,27 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
     store.execute("put_module", key="kept", wasm=b"x", now=1.0)
     row = store.fetch_one("get_module", key="kept")
     assert row is not None and bytes(row["wasm"]) == b"x"
+
+
+@pytest.mark.postgres
+def test_nodes_migrating_at_the_same_moment_apply_each_migration_once() -> None:
+    """Six stores open and migrate one new schema at once, as nodes started together do."""
+    schema = f"wasmlet_test_{uuid.uuid4().hex[:12]}"
+    start = threading.Barrier(6)
+
+    def open_and_migrate() -> list[int]:
+        start.wait(30)
+        with PostgresStore(ADMIN_URL, schema=schema) as store:
+            return store.migrate()
+
+    try:
+        for _ in range(3):  # the race on the catalogs does not show every time
+            with ThreadPoolExecutor(6) as pool:
+                applied = [f.result() for f in [pool.submit(open_and_migrate) for _ in range(6)]]
+            expected = [m.version for m in load_migrations("postgres")]
+            assert sorted(v for versions in applied for v in versions) == expected
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

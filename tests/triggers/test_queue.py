@@ -93,8 +93,67 @@ def test_extended_leases_do_not_expire(store: Store, clock: Clock) -> None:
     queue.claim(1)
     for _ in range(5):
         clock.now += 8
-        queue.extend_leases()
+        queue.extend_leases(["e0"])
         assert queue.requeue_expired() == 0
+
+
+def test_only_the_leases_of_held_jobs_are_renewed(store: Store, clock: Clock) -> None:
+    """A job the node lost track of (its end never recorded) is left to expire."""
+    queue = queue_of(store, "a", clock)
+    queue.enqueue(jobs(2))
+    queue.claim(2)
+    for _ in range(2):
+        clock.now += 8
+        queue.extend_leases(["e0"])
+    assert queue.requeue_expired() == 1
+    assert queue.status_of("e0") is JobStatus.RUNNING
+    assert queue.status_of("e1") is JobStatus.QUEUED
+
+
+def test_a_late_end_lands_while_no_other_node_claimed_the_job(store: Store, clock: Clock) -> None:
+    """The lease ran out in an outage and the job was requeued: the end written when the
+    database is back still counts, as long as no node has claimed the job since."""
+    a = queue_of(store, "a", clock)
+    b = JobQueue(store, node="b", clock=clock, lease_s=10)
+    a.enqueue(jobs(2))
+    first, second = a.claim(2)
+    clock.now += 11
+    assert b.requeue_expired() == 2
+    assert a.complete(first.id, version=1, result_status=200, result_body=b"", attempt=1)
+    assert a.status_of(first.id) is JobStatus.DONE
+    (again,) = b.claim(5)
+    assert again.id == second.id and again.attempts == 2
+    assert not a.complete(second.id, version=1, result_status=200, result_body=b"", attempt=1)
+    assert b.complete(second.id, version=1, result_status=200, result_body=b"", attempt=2)
+
+
+def test_claims_skip_functions_this_node_cannot_run(store: Store, clock: Clock) -> None:
+    queue = queue_of(store, "a", clock)
+    queue.enqueue(
+        [NewJob("x1", "broken", "database", b"{}"), NewJob("y1", "fine", "database", b"{}")]
+    )
+    assert queue.next_due(skip={"broken", "fine"}) is None
+    assert queue.next_due(skip={"broken"}) == clock.now
+    assert [job.id for job in queue.claim(5, skip={"broken"})] == ["y1"]
+    assert [job.id for job in queue.claim(5)] == ["x1"]
+
+
+def test_done_jobs_past_the_retention_are_pruned_in_batches(store: Store, clock: Clock) -> None:
+    queue = queue_of(store, "a", clock)
+    queue.enqueue(jobs(5))
+    claimed = queue.claim(5)
+    for job in claimed[:4]:
+        queue.complete(job.id, version=1, result_status=200, result_body=b"")
+        clock.now += 1
+    queue.bury(
+        claimed[4].id, reason=DeadReason.NON_RETRIABLE, error_type="function_error",
+        error="boom", version=1,
+    )  # fmt: skip
+    cutoff = clock.now - 1.5  # the first three finished before it
+    assert queue.prune_done(cutoff, limit=2) == 2
+    assert queue.prune_done(cutoff, limit=2) == 1
+    assert queue.prune_done(cutoff, limit=2) == 0
+    assert queue.counts() == {"done": 1, "dead": 1}
 
 
 def test_retry_schedules_the_next_attempt_and_keeps_the_first_failure(

@@ -39,6 +39,8 @@ from wasmlet.store import Store, open_store
 from wasmlet.triggers.database import TriggerInstaller
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue
+from wasmlet.triggers.readiness import NodeReadiness
+from wasmlet.triggers.retention import JobPruner, JobRetention
 from wasmlet.triggers.scheduler import Scheduler, SchedulerSupervisor
 from wasmlet.triggers.schedules import ScheduleBook
 
@@ -58,6 +60,7 @@ class Services:
     dispatcher: Dispatcher
     schedules: ScheduleBook
     scheduler: SchedulerSupervisor
+    pruner: JobPruner
     history: HistoryWriter | None
     history_reader: HistoryReader
     store_gauges: StoreGauges
@@ -165,6 +168,13 @@ class Services:
             registry,
             invoker,
             metrics,
+            # A module missing here is built on the first call; one that failed to build
+            # a moment ago leaves its jobs to the other nodes.
+            readiness=NodeReadiness(
+                invoker.breakers,
+                module_ready=lambda record: not modules.refuses(record.module_key),
+                clock=time.monotonic,
+            ),
             concurrency=settings.dispatch_concurrency or settings.workers * 2,
             poll_s=settings.dispatch_poll_ms / 1000,
             clock=time.time,
@@ -172,6 +182,16 @@ class Services:
             channel=f"wasmlet_outbox_{settings.pg_schema}" if settings.uses_postgres else None,
         )
         dispatcher.start()
+        pruner = JobPruner(
+            queue,
+            JobRetention(
+                age_s=settings.job_retention_s,
+                interval_s=settings.job_prune_interval_s,
+                batch=settings.job_prune_batch,
+            ),
+            clock=time.time,
+        )
+        pruner.start()
         scheduler = Scheduler(
             store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
         )
@@ -193,7 +213,7 @@ class Services:
         nodes = _node_heartbeat(settings, store, node, pool, invoker)
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
-            dispatcher, schedules, supervisor,
+            dispatcher, schedules, supervisor, pruner,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
             compiler=compiler, registry_listener=listener,
             nodes=nodes,
@@ -203,6 +223,7 @@ class Services:
         if self.registry_listener is not None:
             await self.registry_listener.close()
         await self.scheduler.close()
+        await self.pruner.close()
         with contextlib.suppress(Exception):  # else the row goes silent, then is forgotten
             await asyncio.to_thread(self.store.execute, "forget_heartbeat", node=self.queue.node)
         await self.dispatcher.close()

@@ -9,6 +9,7 @@ writes the outbox in the same transaction as the change.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -30,6 +31,7 @@ from wasmlet.appdb.base import (
     function_trigger_prefix,
     trigger_name,
 )
+from wasmlet.store.postgres import setup_lock
 
 CONNECT_TIMEOUT_S = 2
 APP_SCHEMA = "public"
@@ -72,30 +74,38 @@ class PostgresAppDatabase(AppDatabase):
         return self._admin
 
     def _provision_role(self, role: str) -> None:
-        database = conninfo_to_dict(self._platform_url).get("dbname") or "postgres"
-        ident = sql.Identifier(role)
         with self._admin_lock:
             conn = self._admin_conn()
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
-            statements = [
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    sql.Identifier(str(database)), ident
-                ),
-                sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(self.schema)),
-                sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(ident),
-                sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {}").format(ident),
-                sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {}"
-                ).format(ident),
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO {}"
-                ).format(ident),
-            ]
-            for statement in statements:
-                conn.execute(statement)
+            with setup_lock(conn):
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", [role]
+                ).fetchone()
+                if not exists:
+                    # Roles belong to the server, not the database: another database's
+                    # nodes may create the same name between the check and here.
+                    with contextlib.suppress(psycopg.errors.DuplicateObject):
+                        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+                for statement in self._role_grants(role):
+                    conn.execute(statement)
+
+    def _role_grants(self, role: str) -> list[sql.Composed]:
+        database = conninfo_to_dict(self._platform_url).get("dbname") or "postgres"
+        ident = sql.Identifier(role)
+        return [
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(str(database)), ident
+            ),
+            sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(self.schema)),
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(ident),
+            sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {}").format(ident),
+            sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {}").format(
+                ident
+            ),
+            sql.SQL(
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO {}"
+            ).format(ident),
+        ]
 
     def _guest_connection(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)

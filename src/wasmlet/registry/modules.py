@@ -68,6 +68,11 @@ class LocalModules:
             return True
         return False
 
+    def refuses(self, key: str) -> bool:
+        """Whether building `key` failed here a moment ago (it is not tried again yet)."""
+        refusal = self._refused.get(key)
+        return refusal is not None and self._clock() < refusal.until
+
     async def ensure(self, key: str) -> None:
         """Return once `key` is compiled on this node; build it if it is not.
 

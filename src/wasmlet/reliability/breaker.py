@@ -59,6 +59,12 @@ class CircuitBreaker:
         self._probe_out = True
         return True
 
+    def refuses(self) -> bool:
+        """Whether `allow()` would say no now, without taking the probe or moving state."""
+        if self.state is BreakerState.OPEN:
+            return self._clock() - self._opened_at < self.policy.cooldown_s
+        return self.state is BreakerState.HALF_OPEN and self._probe_out
+
     def abandon(self) -> None:
         """An allowed call that never ran: free the probe slot without a verdict."""
         if self.state is BreakerState.HALF_OPEN:

@@ -42,6 +42,9 @@ class Breakers(Protocol):
 
     def view(self, function: str) -> dict[str, object]: ...
 
+    def refusing(self) -> set[str]:
+        """Functions whose breaker refuses calls now (no probe taken, no state moved)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -109,6 +112,10 @@ class FunctionBreakers:
         self._breakers[function] = (policy, gate)
         self._metrics.breaker_state.labels(function).set(0)
         return gate
+
+    def refusing(self) -> set[str]:
+        """Functions whose breaker refuses calls now."""
+        return {name for name, (_, gate) in self._breakers.items() if gate.breaker.refuses()}
 
     def view(self, function: str) -> dict[str, object]:
         known = self._breakers.get(function)

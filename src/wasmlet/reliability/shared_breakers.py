@@ -164,6 +164,19 @@ class SharedBreakers:
             "scope": "cluster",
         }
 
+    def refusing(self) -> set[str]:
+        now = self._clock()
+        return {
+            function
+            for function, shared in self._states.items()
+            if function in self._gates
+            and (
+                self._wait(shared) > 0
+                or function in self._probing
+                or (shared.state is BreakerState.HALF_OPEN and now < shared.probe_until)
+            )
+        }
+
     async def _allow(self, gate: SharedGate) -> bool:
         function = gate.function
         shared = self._states.get(function, CLOSED)

@@ -22,6 +22,7 @@ from wasmlet.store.base import Row, Store
 from wasmlet.store.queries import Migration
 
 CONNECT_TIMEOUT_S = 2
+SETUP_LOCK = 0x7761736D6C6574  # "wasmlet": one advisory lock for schema and role set-up
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
@@ -39,7 +40,10 @@ class PostgresStore(Store):
         self._translated = {name: to_psycopg(text) for name, text in self._queries.items()}
         self._lock = threading.RLock()
         self._conn = self._connect()
-        self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        with setup_lock(self._conn):
+            self._conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            )
 
     def _connect(self) -> psycopg.Connection[Row]:
         try:
@@ -90,6 +94,11 @@ class PostgresStore(Store):
         with self._lock, self._unavailable_as_error():
             return self._live.execute(self.sql(query), params).fetchall()
 
+    def migrate(self) -> list[int]:
+        """Under the set-up lock: nodes started together apply each migration once."""
+        with self._lock, self._unavailable_as_error(), setup_lock(self._live):
+            return super().migrate()
+
     def applied_migrations(self) -> set[int]:
         with self._lock:
             self._live.execute(
@@ -110,6 +119,18 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+@contextmanager
+def setup_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Hold the database's set-up advisory lock: schema, migrations and roles are created
+    by one node at a time (`CREATE ... IF NOT EXISTS` races on the catalogs)."""
+    conn.execute("SELECT pg_advisory_lock(%s)", [SETUP_LOCK])
+    try:
+        yield
+    finally:
+        if not (conn.closed or conn.broken):  # a lost session has released it already
+            conn.execute("SELECT pg_advisory_unlock(%s)", [SETUP_LOCK])
 
 
 def _first_line(exc: Exception) -> str:

@@ -57,8 +57,6 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    # Numbers are reserved per branch (issue 11: 0006 jobs, 0007 cluster), so one may be
-    # missing for a while; each is applied once by number, so a gap is harmless.
-    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
+    if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"{dialect} migrations are not numbered 1, 2, ...: {versions}")
     return tuple(found)

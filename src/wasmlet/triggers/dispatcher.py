@@ -1,9 +1,12 @@
 """The dispatcher: delivers queued jobs to the invoker, after their change committed.
 
 One loop per node: relay captured changes from the outbox into the job queue, claim
-due jobs up to a concurrency bound, run each through the same invoker as HTTP, and
-record how it ended. It wakes on a change (PostgreSQL LISTEN/NOTIFY; SQLite's
-`PRAGMA data_version`) and polls anyway, since a notification can be missed.
+due jobs up to a concurrency bound (none of a function this node cannot run now, see
+`readiness.py`), run each through the same invoker as HTTP, and record how it ended
+(`endings.py`: retried through a database outage until it lands). Leases are renewed
+for the jobs this node still holds, and only those. It wakes on a change (PostgreSQL
+LISTEN/NOTIFY; SQLite's `PRAGMA data_version`) and polls anyway, since a notification
+can be missed.
 """
 
 from __future__ import annotations
@@ -14,17 +17,25 @@ import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from wasmlet.appdb.base import AppDatabase
-from wasmlet.errors import CircuitOpen, FunctionError, FunctionNotFound, TooManyRequests
+from wasmlet.errors import (
+    CircuitOpen,
+    FunctionError,
+    FunctionNotFound,
+    InternalError,
+    TooManyRequests,
+)
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
-from wasmlet.registry.registry import Registry
-from wasmlet.reliability.invoker import InvocationRequest, Invoker
+from wasmlet.registry.models import FunctionRecord
+from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
 from wasmlet.reliability.retry import decide
 from wasmlet.triggers.database import relay_outbox
+from wasmlet.triggers.endings import Buried, Completed, Ending, Released, Retried, settle
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
+from wasmlet.triggers.readiness import Readiness
 from wasmlet.triggers.schedules import SCHEDULE
 
 Clock = Callable[[], float]
@@ -32,6 +43,18 @@ LEASE_RENEW_FRACTION = 0.2
 OVERFLOW_DELAY_S = 0.05
 MAX_RESULT_BYTES = 1024 * 1024
 IDLE_POLL_S = 0.25
+AFTER_ERROR_DELAY_S = 1.0
+SETTLE_LOG_EVERY = 10  # a write failing through an outage is logged on tries 1, 11, 21...
+
+
+class Functions(Protocol):
+    def find(self, name: str) -> FunctionRecord | None: ...
+
+    def module_path(self, record: FunctionRecord) -> str: ...
+
+
+class Invocations(Protocol):
+    async def invoke(self, request: InvocationRequest) -> InvocationResult: ...
 
 
 class Dispatcher:
@@ -39,10 +62,11 @@ class Dispatcher:
         self,
         queue: JobQueue,
         database: AppDatabase,
-        registry: Registry,
-        invoker: Invoker,
+        registry: Functions,
+        invoker: Invocations,
         metrics: Metrics,
         *,
+        readiness: Readiness,
         concurrency: int,
         poll_s: float,
         clock: Clock,
@@ -54,6 +78,7 @@ class Dispatcher:
         self._registry = registry
         self._invoker = invoker
         self._metrics = metrics
+        self._readiness = readiness
         self._concurrency = concurrency
         self._poll_s = poll_s
         self._clock = clock
@@ -63,6 +88,8 @@ class Dispatcher:
         self._rng = random.Random()
         self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
+        self._held: set[str] = set()  # ids of the jobs this node runs: their leases are renewed
+        self._settling: set[asyncio.Task[bool]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._log = get_logger("dispatch")
 
@@ -94,7 +121,7 @@ class Dispatcher:
                 raise
             except Exception as exc:  # the store is down or busy: log, back off, go on
                 self._log.error("dispatch tick failed", error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(AFTER_ERROR_DELAY_S)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
@@ -102,10 +129,12 @@ class Dispatcher:
 
     async def _tick(self) -> None:
         moved = await asyncio.to_thread(relay_outbox, self._db, self._queue)
+        skip = self._readiness.not_ready()
         while True:
             free = self._concurrency - len(self._running)
-            jobs = await asyncio.to_thread(self._queue.claim, free) if free > 0 else []
+            jobs = await asyncio.to_thread(self._queue.claim, free, skip) if free > 0 else []
             for job in jobs:
+                self._held.add(job.id)
                 task = asyncio.create_task(self._deliver(job))
                 self._running.add(task)
                 task.add_done_callback(self._done)
@@ -116,7 +145,7 @@ class Dispatcher:
         if len(self._running) >= self._concurrency:
             self._sleep_s = IDLE_POLL_S  # a finishing delivery wakes the loop
             return
-        next_due = await asyncio.to_thread(self._queue.next_due)
+        next_due = await asyncio.to_thread(self._queue.next_due, skip)
         wait = IDLE_POLL_S if next_due is None else next_due - self._clock()
         self._sleep_s = min(IDLE_POLL_S, max(0.005, wait))
 
@@ -125,11 +154,27 @@ class Dispatcher:
         self._wake.set()
 
     async def _deliver(self, job: Job) -> None:
+        """Run one claimed job and record how it ended, whatever happens meanwhile."""
+        try:
+            ending = await self._attempt(job)
+        except asyncio.CancelledError:  # shutting down mid-run: back to the queue at once
+            await self._finish(job, Released(0.0))
+            raise
+        except Exception as exc:  # the store away (or a bug) before the function ran
+            self._log.error(
+                "delivery failed before the run; job handed back", function=job.function_name,
+                request_id=job.id, event_id=job.id, error=f"{type(exc).__name__}: {exc}",
+            )  # fmt: skip
+            ending = Released(AFTER_ERROR_DELAY_S)
+        await self._finish(job, ending)
+
+    async def _attempt(self, job: Job) -> Ending:
         record = await asyncio.to_thread(self._registry.find, job.function_name)
         if record is None or not record.enabled:
             missing = FunctionNotFound(f"Function not found or disabled: {job.function_name}")
-            await self._bury(job, DeadReason.NON_RETRIABLE, missing, None)
-            return
+            return _buried(job, DeadReason.NON_RETRIABLE, missing, None)
+        if not self._readiness.check(record):
+            return Released(0.0)  # another node may run it now; this one skips it meanwhile
         self._observe_latency(job)
         meta = job.request_meta or {}
         request = InvocationRequest(
@@ -147,56 +192,88 @@ class Dispatcher:
         try:
             result = await self._invoker.invoke(request)
         except TooManyRequests:
-            await asyncio.to_thread(self._queue.release, job.id, OVERFLOW_DELAY_S)
-            return
-        except CircuitOpen as exc:
-            await asyncio.to_thread(self._queue.release, job.id, float(exc.retry_after or 1))
-            return
+            return Released(OVERFLOW_DELAY_S)
+        except CircuitOpen:
+            return Released(0.0)  # not claimed here again while the breaker refuses
         except FunctionError as exc:
-            decision = decide(record.config.retry, job.attempts, exc, self._rng)
-            if decision.retry:
-                self._metrics.retries.labels(job.function_name, exc.type).inc()
-                self._log.warning(
-                    "attempt failed; retrying", operation="retry", function=job.function_name,
-                    request_id=job.id, event_id=job.id, attempt=job.attempts,
-                    delay_ms=round(decision.delay_s * 1000, 1),
-                    error=f"{exc.status} {exc.message}", error_type=exc.type,
-                )  # fmt: skip
-                await asyncio.to_thread(
-                    self._queue.retry, job.id, delay_s=decision.delay_s, error_type=exc.type,
-                    error=exc.message, version=record.version,
-                )  # fmt: skip
-            else:
-                assert decision.dead_reason is not None
-                await self._bury(job, decision.dead_reason, exc, record.version)
-            return
-        await asyncio.to_thread(
-            self._queue.complete, job.id, version=record.version,
-            result_status=result.status, result_body=result.body[:MAX_RESULT_BYTES],
-        )  # fmt: skip
+            return self._failed(job, record, exc)
+        except Exception as exc:  # a bug of ours, and the function may have run: a person looks
+            self._log.exception(
+                "delivery failed", function=job.function_name, request_id=job.id, error=repr(exc)
+            )
+            failure = InternalError(f"Internal error: {type(exc).__name__}", function=record.name)
+            return _buried(job, DeadReason.NON_RETRIABLE, failure, record.version)
         self._log.info(
             "delivered", operation="deliver", function=job.function_name, request_id=job.id,
             event_id=job.id, trigger=job.trigger_kind, attempt=job.attempts,
             status=result.status, duration_ms=round(result.duration_ms, 3), error=None,
         )  # fmt: skip
+        return Completed(record.version, result.status, result.body[:MAX_RESULT_BYTES])
 
-    async def _bury(
-        self, job: Job, reason: DeadReason, error: FunctionError, version: int | None
-    ) -> None:
-        message = error.message
-        if reason is DeadReason.MAX_RETRIES_EXCEEDED:
-            message = f"MaxRetriesExceeded after {job.attempts} attempts: {error.message}"
-        await asyncio.to_thread(
-            self._queue.bury, job.id, reason=reason, error_type=error.type, error=message,
-            version=version, result_status=error.status,
-        )  # fmt: skip
-        self._metrics.dead_letters.labels(job.function_name, str(reason)).inc()
-        self._log.error(
-            "moved to the dead letter queue", operation="dead_letter",
-            function=job.function_name, request_id=job.id, event_id=job.id, attempt=job.attempts,
-            reason=str(reason), error=f"{error.status} {message}",
-            error_type=error.type,
-        )  # fmt: skip
+    def _failed(self, job: Job, record: FunctionRecord, exc: FunctionError) -> Ending:
+        decision = decide(record.config.retry, job.attempts, exc, self._rng)
+        if decision.retry:
+            return Retried(decision.delay_s, exc.type, exc.message, exc.status, record.version)
+        assert decision.dead_reason is not None
+        return _buried(job, decision.dead_reason, exc, record.version)
+
+    async def _finish(self, job: Job, ending: Ending) -> None:
+        """Write the ending until it lands; the lease is renewed until then. Shielded: a
+        cancelled delivery still records its end."""
+        task = asyncio.create_task(
+            settle(self._queue, job, ending, on_failure=self._settle_failed(job, ending))
+        )
+        self._settling.add(task)
+        task.add_done_callback(self._settled(job, ending))
+        await asyncio.shield(task)
+
+    def _settle_failed(self, job: Job, ending: Ending) -> Callable[[Exception, int], None]:
+        def failed(exc: Exception, failures: int) -> None:
+            if failures % SETTLE_LOG_EVERY == 1:
+                self._log.warning(
+                    "recording a job's end failed; trying again", function=job.function_name,
+                    request_id=job.id, event_id=job.id, ending=type(ending).__name__.lower(),
+                    failures=failures, error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
+
+        return failed
+
+    def _settled(self, job: Job, ending: Ending) -> Callable[[asyncio.Task[bool]], None]:
+        def settled(task: asyncio.Task[bool]) -> None:
+            self._settling.discard(task)
+            self._held.discard(job.id)
+            if task.cancelled() or task.exception() is not None:
+                return  # shut down before it landed: the lease expires, the job runs again
+            if task.result():
+                self._landed(job, ending)
+            else:
+                self._log.warning(
+                    "job taken over by another node; this end dropped",
+                    function=job.function_name,
+                    request_id=job.id,
+                    event_id=job.id,
+                    ending=type(ending).__name__.lower(),
+                )
+
+        return settled
+
+    def _landed(self, job: Job, ending: Ending) -> None:
+        if isinstance(ending, Retried):
+            self._metrics.retries.labels(job.function_name, ending.error_type).inc()
+            self._log.warning(
+                "attempt failed; retrying", operation="retry", function=job.function_name,
+                request_id=job.id, event_id=job.id, attempt=job.attempts,
+                delay_ms=round(ending.delay_s * 1000, 1),
+                error=f"{ending.status} {ending.error}", error_type=ending.error_type,
+            )  # fmt: skip
+        elif isinstance(ending, Buried):
+            self._metrics.dead_letters.labels(job.function_name, str(ending.reason)).inc()
+            self._log.error(
+                "moved to the dead letter queue", operation="dead_letter",
+                function=job.function_name, request_id=job.id, event_id=job.id,
+                attempt=job.attempts, reason=str(ending.reason),
+                error=f"{ending.status} {ending.error}", error_type=ending.error_type,
+            )  # fmt: skip
 
     def _with_start_time(self, job: Job) -> bytes:
         """A scheduled run learns its actual start beside its scheduled time."""
@@ -220,7 +297,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self._queue.lease_s * LEASE_RENEW_FRACTION)
             try:
-                await asyncio.to_thread(self._queue.extend_leases)
+                await asyncio.to_thread(self._queue.extend_leases, sorted(self._held))
                 requeued = await asyncio.to_thread(self._queue.requeue_expired)
             except Exception as exc:
                 self._log.error("lease renewal failed", error=f"{type(exc).__name__}: {exc}")
@@ -262,6 +339,13 @@ class Dispatcher:
             except Exception as exc:
                 self._log.warning("listen connection lost", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)
+
+
+def _buried(job: Job, reason: DeadReason, error: FunctionError, version: int | None) -> Buried:
+    message = error.message
+    if reason is DeadReason.MAX_RETRIES_EXCEEDED:
+        message = f"MaxRetriesExceeded after {job.attempts} attempts: {error.message}"
+    return Buried(reason, error.type, message, error.status, version)
 
 
 def _committed_at(payload: bytes) -> float | None:

@@ -4,15 +4,17 @@ Every asynchronous invocation is a row in `jobs`: a database event, a scheduled 
 or an asynchronous HTTP call. A database event's row id is the event id and a
 scheduled run's is its schedule and time, so enqueueing the same one twice is a no-op;
 an asynchronous HTTP call gets a fresh id of its own (never one a caller chose).
-A node claims due jobs with a lease (`locked_until`) that it keeps extending while
-they run; a node that dies stops extending, and its jobs go back to the queue when the
-lease expires.
+A node claims due jobs with a lease (`locked_until`) that it keeps extending for the
+jobs it is still running; a node that dies (or loses track of a job) stops extending,
+and the job goes back to the queue when the lease expires. How an attempt ended
+(`complete`, `retry`, `bury`, `release`) lands while the node holds the job, or late
+while no other node has claimed it since; each says whether it landed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -21,6 +23,7 @@ from wasmlet.store.base import Store
 
 Clock = Callable[[], float]
 HTTP_ASYNC = "http_async"
+NO_ATTEMPT = -1  # an ending written without the attempt it ends lands only under the lease
 
 
 class JobStatus(StrEnum):
@@ -89,14 +92,16 @@ class JobQueue:
                     now=now,
                 )
 
-    def claim(self, limit: int) -> list[Job]:
+    def claim(self, limit: int, skip: Collection[str] = ()) -> list[Job]:
+        """Due jobs, leased to this node; none of the functions in `skip`."""
         if limit <= 0:
             return []
         now = self._clock()
         with self._store.transaction():
             rows = self._store.fetch_all(
-                "claim_jobs", node=self.node, until=now + self.lease_s, now=now, limit=limit
-            )
+                "claim_jobs", node=self.node, until=now + self.lease_s, now=now, limit=limit,
+                skip=_names(skip),
+            )  # fmt: skip
         return [
             Job(
                 id=row["id"],
@@ -111,12 +116,18 @@ class JobQueue:
         ]
 
     def complete(
-        self, job_id: str, *, version: int | None, result_status: int, result_body: bytes
-    ) -> None:
-        self._store.execute(
+        self,
+        job_id: str,
+        *,
+        version: int | None,
+        result_status: int,
+        result_body: bytes,
+        attempt: int = NO_ATTEMPT,
+    ) -> bool:
+        return self._ended(
             "complete_job",
             id=job_id,
-            node=self.node,
+            attempt=attempt,
             version=version,
             result_status=result_status,
             result_body=result_body,
@@ -124,14 +135,21 @@ class JobQueue:
         )
 
     def retry(
-        self, job_id: str, *, delay_s: float, error_type: str, error: str, version: int | None
-    ) -> None:
+        self,
+        job_id: str,
+        *,
+        delay_s: float,
+        error_type: str,
+        error: str,
+        version: int | None,
+        attempt: int = NO_ATTEMPT,
+    ) -> bool:
         """A failed attempt with retries left: due again after `delay_s` (persisted)."""
         now = self._clock()
-        self._store.execute(
+        return self._ended(
             "retry_job",
             id=job_id,
-            node=self.node,
+            attempt=attempt,
             run_at=now + delay_s,
             error_type=error_type,
             error=error,
@@ -148,12 +166,13 @@ class JobQueue:
         error: str,
         version: int | None,
         result_status: int | None = None,
-    ) -> None:
+        attempt: int = NO_ATTEMPT,
+    ) -> bool:
         """Into the dead letter queue."""
-        self._store.execute(
+        return self._ended(
             "bury_job",
             id=job_id,
-            node=self.node,
+            attempt=attempt,
             reason=str(reason),
             error_type=error_type,
             error=error,
@@ -162,8 +181,8 @@ class JobQueue:
             now=self._clock(),
         )
 
-    def next_due(self) -> float | None:
-        row = self._store.fetch_one("next_due_job")
+    def next_due(self, skip: Collection[str] = ()) -> float | None:
+        row = self._store.fetch_one("next_due_claimable", skip=_names(skip))
         return float(row["run_at"]) if row and row["run_at"] is not None else None
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -185,13 +204,25 @@ class JobQueue:
     def purge(self, where: DeadLetterFilter) -> int:
         return self._store.execute("purge_dead", **where.params())
 
-    def release(self, job_id: str, delay_s: float) -> None:
+    def release(self, job_id: str, delay_s: float, *, attempt: int = NO_ATTEMPT) -> bool:
         """Back to the queue without counting the attempt (it never ran)."""
         now = self._clock()
-        self._store.execute("release_job", id=job_id, node=self.node, run_at=now + delay_s, now=now)
+        return self._ended("release_job", id=job_id, attempt=attempt, run_at=now + delay_s, now=now)
 
-    def extend_leases(self) -> None:
-        self._store.execute("extend_leases", node=self.node, until=self._clock() + self.lease_s)
+    def _ended(self, query: str, **params: Any) -> bool:
+        return self._store.execute(query, node=self.node, **params) > 0
+
+    def extend_leases(self, job_ids: Collection[str]) -> None:
+        """Renew the leases of these jobs, the ones this node is still running."""
+        until = self._clock() + self.lease_s
+        if job_ids:
+            self._store.execute_many(
+                "extend_lease", [{"id": i, "node": self.node, "until": until} for i in job_ids]
+            )
+
+    def prune_done(self, cutoff: float, limit: int) -> int:
+        """Delete up to `limit` done jobs finished before `cutoff`; how many."""
+        return max(0, self._store.execute("prune_done_jobs", cutoff=cutoff, limit=limit))
 
     def requeue_expired(self) -> int:
         return self._store.execute("requeue_expired", now=self._clock())
@@ -206,3 +237,7 @@ class JobQueue:
     def status_of(self, job_id: str) -> JobStatus | None:
         row = self._store.fetch_one("get_job", id=job_id)
         return JobStatus(row["status"]) if row else None
+
+
+def _names(names: Collection[str]) -> str:
+    return json.dumps(sorted(names))

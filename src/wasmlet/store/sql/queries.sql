@@ -64,21 +64,26 @@ VALUES (:id, :function_name, :trigger_kind, :payload, :request_meta, 'queued', 0
 ON CONFLICT (id) DO NOTHING;
 
 -- name: claim_jobs
+-- skip: a JSON array of the functions this node cannot run now (left for other nodes).
 UPDATE jobs
 SET status = 'running', locked_by = :node, locked_until = :until,
     attempts = attempts + 1, updated_at = :now
 WHERE id IN (
     SELECT id FROM jobs WHERE status = 'queued' AND run_at <= :now
+      AND function_name NOT IN (SELECT value FROM json_each(:skip))
     ORDER BY run_at, created_at LIMIT :limit
 )
 RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;
 
 -- name: complete_job
+-- How an attempt ended lands while this node holds the job, or late (its lease expired
+-- in a database outage) while no other node has claimed it since: same attempt count.
 UPDATE jobs
 SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = :now,
     updated_at = :now, result_status = :result_status, result_body = :result_body,
     function_version = :version, dead_reason = NULL
-WHERE id = :id AND locked_by = :node;
+WHERE id = :id
+  AND (locked_by = :node OR (status = 'queued' AND locked_by IS NULL AND attempts = :attempt));
 
 -- name: retry_job
 UPDATE jobs
@@ -86,7 +91,8 @@ SET status = 'queued', locked_by = NULL, locked_until = NULL, run_at = :run_at,
     last_error_type = :error_type, last_error = :error,
     first_failed_at = COALESCE(first_failed_at, :now), last_failed_at = :now,
     function_version = :version, updated_at = :now
-WHERE id = :id AND locked_by = :node;
+WHERE id = :id
+  AND (locked_by = :node OR (status = 'queued' AND locked_by IS NULL AND attempts = :attempt));
 
 -- name: bury_job
 UPDATE jobs
@@ -95,16 +101,20 @@ SET status = 'dead', locked_by = NULL, locked_until = NULL, dead_reason = :reaso
     first_failed_at = COALESCE(first_failed_at, :now), last_failed_at = :now,
     function_version = :version, result_status = :result_status, finished_at = :now,
     updated_at = :now
-WHERE id = :id AND locked_by = :node;
+WHERE id = :id
+  AND (locked_by = :node OR (status = 'queued' AND locked_by IS NULL AND attempts = :attempt));
 
 -- name: release_job
 UPDATE jobs
 SET status = 'queued', locked_by = NULL, locked_until = NULL, run_at = :run_at,
     attempts = attempts - 1, updated_at = :now
-WHERE id = :id AND locked_by = :node;
+WHERE id = :id
+  AND (locked_by = :node OR (status = 'queued' AND locked_by IS NULL AND attempts = :attempt));
 
--- name: extend_leases
-UPDATE jobs SET locked_until = :until WHERE status = 'running' AND locked_by = :node;
+-- name: extend_lease
+-- One job this node is still running; a job it lost track of is left to expire.
+UPDATE jobs SET locked_until = :until
+WHERE id = :id AND status = 'running' AND locked_by = :node;
 
 -- name: requeue_expired
 UPDATE jobs
@@ -124,6 +134,17 @@ FROM jobs WHERE id = :id;
 
 -- name: next_due_job
 SELECT MIN(run_at) AS run_at FROM jobs WHERE status = 'queued';
+
+-- name: next_due_claimable
+-- When this node next has something to claim: skip as in claim_jobs.
+SELECT MIN(run_at) AS run_at FROM jobs
+WHERE status = 'queued' AND function_name NOT IN (SELECT value FROM json_each(:skip));
+
+-- name: prune_done_jobs
+-- Finished jobs past their retention, oldest first, at most limit rows a call.
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs WHERE status = 'done' AND finished_at < :cutoff
+             ORDER BY finished_at LIMIT :limit);
 
 -- name: list_dead
 SELECT id, function_name, function_version, trigger_kind, payload, attempts, dead_reason,
