@@ -8,7 +8,7 @@ between every node and PostgreSQL, so a test can cut the database away for real.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,12 +48,14 @@ def cluster(
     *,
     through_proxy: bool = False,
     staggered: bool = False,
+    per_node: Sequence[Mapping[str, str]] = (),
     **env: str,
 ) -> Iterator[Cluster]:
     """`size` nodes started at the same moment on one new, empty database.
 
     `staggered=True` starts them one after another instead, each once the previous one
-    is healthy (for tests of something other than a concurrent start).
+    is healthy (for tests of something other than a concurrent start). `per_node[i]`
+    adds settings of node i alone.
     """
     keys = {
         "WASMLET_SERVICE_KEY": "service-" + secrets.token_hex(16),
@@ -74,7 +76,10 @@ def cluster(
             **keys,
             **env,
         }
-        nodes = [ServerProcess(tmp_path / f"node{i}", dict(node_env)) for i in range(size)]
+        extra = [*per_node, *([{}] * size)][:size]
+        nodes = [
+            ServerProcess(tmp_path / f"node{i}", {**node_env, **extra[i]}) for i in range(size)
+        ]
         try:
             if staggered:
                 for node in nodes:

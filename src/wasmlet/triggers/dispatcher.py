@@ -25,6 +25,7 @@ from wasmlet.errors import (
     FunctionError,
     FunctionNotFound,
     InternalError,
+    ModuleUnavailable,
     TooManyRequests,
 )
 from wasmlet.observability.logs import get_logger
@@ -195,6 +196,8 @@ class Dispatcher:
             return Released(OVERFLOW_DELAY_S)
         except CircuitOpen:
             return Released(0.0)  # not claimed here again while the breaker refuses
+        except ModuleUnavailable:
+            return Released(0.0)  # not claimed here again while the build is refused here
         except FunctionError as exc:
             return self._failed(job, record, exc)
         except Exception as exc:  # a bug of ours, and the function may have run: a person looks
