@@ -17,12 +17,14 @@ from wasmlet.observability.history_views import HistoryReader
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.observability.store_gauges import StoreGauges
+from wasmlet.outbound.gateway import OutboundGateway, OutboundLimits
 from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from wasmlet.reliability.breakers import FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
 from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
 from wasmlet.runtime.compiler import CompileLimits, ModuleCompiler
+from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.pool import WorkerPool
 from wasmlet.settings import Settings
 from wasmlet.store import Store, open_store
@@ -44,6 +46,7 @@ class Services:
     metrics: Metrics
     alerts: AlertEvaluator
     gateway: DatabaseGateway
+    outbound: OutboundGateway
     queue: JobQueue
     dispatcher: Dispatcher
     schedules: ScheduleBook
@@ -113,6 +116,21 @@ class Services:
             max_bytes=settings.max_query_result_bytes,
         )
 
+        outbound = OutboundGateway(
+            OutboundLimits(
+                max_in_flight=settings.http_max_in_flight,
+                max_in_flight_per_function=settings.http_max_in_flight_per_function,
+                max_request_bytes=settings.http_max_request_bytes,
+                max_response_bytes=settings.http_max_response_bytes,
+            ),
+            metrics,
+        )
+
+        async def host_calls(call: HostCall) -> bytes:
+            if call.kind == "http_request":
+                return await outbound.handle(call)
+            return await gateway.handle(call)
+
         replacing = 0  # workers lost and not yet replaced: their successor is a restart
 
         def on_worker_event(event: str, pid: int, reason: str) -> None:
@@ -130,7 +148,7 @@ class Services:
             settings.workers,
             grace_s=settings.timeout_grace_ms / 1000,
             on_event=on_worker_event,
-            host_calls=gateway.handle,
+            host_calls=host_calls,
         )
         await pool.start()
         history = open_history(settings, on_drop=metrics.history_dropped.inc)
@@ -203,8 +221,8 @@ class Services:
         alerts = AlertEvaluator(metrics, clock=time.time)
         alerts.start()
         return cls(
-            settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
-            dispatcher, schedules, supervisor,
+            settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, outbound,
+            queue, dispatcher, schedules, supervisor,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
             compiler=compiler,
         )  # fmt: skip
@@ -217,5 +235,6 @@ class Services:
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
         self.gateway.close()
+        await self.outbound.aclose()
         self.compiler.close()
         self.store.close()

@@ -174,6 +174,7 @@ class Executor:
             duration_ms=(time.perf_counter() - started) * 1000,
             host_error=state.host_error,
             last_host_call_failed=state.last_host_call_failed,
+            host_call=state.host_call,
         )
 
 
