@@ -126,7 +126,7 @@ def test_a_listed_private_address_is_not_refused(address: str) -> None:
 
 def test_an_upstream_that_is_down_is_connect_failed() -> None:
     port = free_port()
-    head, _, metrics = call({"url": f"http://127.0.0.1:{port}/"}, (f"http://127.0.0.1:{port}",))
+    head, _, _ = call({"url": f"http://127.0.0.1:{port}/"}, (f"http://127.0.0.1:{port}",))
     assert error_type(head) == "connect_failed"
     assert f"127.0.0.1:{port}" in head["error"]["message"]
 
@@ -187,7 +187,7 @@ def test_the_per_function_cap_makes_a_third_request_wait_for_a_slot(upstream: Up
             await gateway.aclose()
         return [json.loads(unpack_http_reply(reply)[0]) for reply in replies]
 
-    *slow, third = asyncio.run(run())
+    *_, third = asyncio.run(run())
     assert third["error"]["type"] == "timeout"
     assert "slot" in third["error"]["message"]
 
@@ -221,3 +221,30 @@ def test_the_backend_connects_to_the_address_it_checked(
     assert lookups == ["rebind.invalid"]
     with pytest.raises(ForbiddenAddress):
         asyncio.run(connect(public_only=True))
+
+
+def test_a_pooled_connection_to_a_named_host_is_not_reused_under_a_wildcard(
+    upstream: Upstream,
+) -> None:
+    """Function a names localhost; its kept-alive connection must not serve function b,
+    whose wildcard entry does not allow loopback."""
+    url = json.dumps({"url": upstream.url("/hello", host="localhost")})
+
+    async def run() -> list[dict[str, Any]]:
+        gateway = OutboundGateway(LIMITS, Metrics())
+        deadline = time.monotonic() + 10
+        named = (f"http://localhost:{upstream.port}",)
+        try:
+            first = await gateway.handle(
+                HostCall("http_request", "1", "a", url, [], deadline, b"", named)
+            )
+            second = await gateway.handle(
+                HostCall("http_request", "2", "b", url, [], deadline, b"", ("http://*:*",))
+            )
+        finally:
+            await gateway.aclose()
+        return [json.loads(unpack_http_reply(reply)[0]) for reply in (first, second)]
+
+    first, second = asyncio.run(run())
+    assert first["status"] == 200
+    assert second["error"]["type"] == "forbidden_host"

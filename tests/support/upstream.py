@@ -70,7 +70,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 pass  # the caller went away (a deadline cut it)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer  # noqa: N815
 
     return Handler
 
