@@ -39,7 +39,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            seen = {
+            seen: dict[str, object] = {
                 "method": self.command,
                 "path": parts.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
