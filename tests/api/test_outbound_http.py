@@ -148,6 +148,13 @@ def test_a_slow_upstream_is_cut_at_the_function_deadline(
     assert timeouts == 1
 
 
+def test_a_request_timeout_comes_back_to_the_guest(
+    server: ServerProcess, upstream: Upstream, fname: str, fetch_wasm: bytes
+) -> None:
+    deploy(server, fname, fetch_wasm, allowed_hosts=[f"http://127.0.0.1:{upstream.port}"])
+    assert guest_error(fetch(server, fname, upstream.url("/slow"), timeout_ms=200)) == "timeout"
+
+
 def test_an_upstream_that_is_down_is_retried_then_dead_lettered(
     server: ServerProcess, fname: str, fetch_wasm: bytes
 ) -> None:

@@ -140,8 +140,20 @@ def test_a_slow_upstream_is_cut_at_the_deadline(upstream: Upstream) -> None:
     head, _, _ = call(
         {"url": upstream.url("/slow")}, (f"http://127.0.0.1:{upstream.port}",), within_s=0.5
     )
-    assert error_type(head) == "timeout"
+    assert error_type(head) == "timeout" and head["error"]["function_deadline"] is True
     assert time.monotonic() - started < 10  # a bound against a hang, not a speed test
+
+
+def test_a_request_timeout_shorter_than_the_deadline_leaves_the_function_running(
+    upstream: Upstream,
+) -> None:
+    head, _, _ = call(
+        {"url": upstream.url("/slow"), "timeout_ms": 200},
+        (f"http://127.0.0.1:{upstream.port}",),
+        within_s=30,
+    )
+    assert error_type(head) == "timeout" and "function_deadline" not in head["error"]
+    assert "timeout_ms" in head["error"]["message"]
 
 
 def test_the_response_and_the_request_body_are_capped(upstream: Upstream) -> None:
@@ -163,6 +175,8 @@ def test_the_response_and_the_request_body_are_capped(upstream: Upstream) -> Non
         {"url": "http://127.0.0.1/", "headers": {"host": "internal"}},
         {"url": "http://127.0.0.1/", "headers": {"x": "a\r\nb: c"}},
         {"url": "http://127.0.0.1/", "body": "not a field"},
+        {"url": "http://127.0.0.1/", "timeout_ms": 0},
+        {"url": "http://127.0.0.1/", "timeout_ms": True},
     ],
 )
 def test_malformed_requests_are_invalid_request(request_head: dict[str, Any]) -> None:

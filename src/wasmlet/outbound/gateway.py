@@ -79,21 +79,30 @@ class OutboundGateway:
         self, call: HostCall, request: OutboundRequest, rule: HostRule
     ) -> tuple[bytes, bytes]:
         origin = request.origin
-        if not await self._slots.acquire(call.function, call.deadline - time.monotonic()):
+        deadline = call.deadline
+        if request.timeout_s is not None:
+            deadline = min(deadline, time.monotonic() + request.timeout_s)
+        function_deadline = deadline == call.deadline
+        if not await self._slots.acquire(call.function, deadline - time.monotonic()):
             raise OutboundError(
-                OutboundErrorType.TIMEOUT, "no outbound request slot was free before the deadline"
+                OutboundErrorType.TIMEOUT,
+                "no outbound request slot was free in time",
+                function_deadline=function_deadline,
             )
         self._metrics.http_in_flight.inc()
         try:
-            remaining = call.deadline - time.monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             pool = self._named if rule.names_host else self._public
             async with asyncio.timeout(remaining):
                 return await self._exchange(pool, request, remaining)
         except (TimeoutError, httpcore.TimeoutException):
+            whose = "the function's deadline" if function_deadline else "its timeout_ms"
             raise OutboundError(
-                OutboundErrorType.TIMEOUT, f"{origin} did not answer before the function's deadline"
+                OutboundErrorType.TIMEOUT,
+                f"{origin} did not answer before {whose}",
+                function_deadline=function_deadline,
             ) from None
         except ForbiddenAddress as exc:
             raise OutboundError(

@@ -5,7 +5,9 @@ The request head is JSON, as the guest wrote it for `http_request`:
     {"method": "POST", "url": "https://api.example.com/v1/send",
      "headers": {"content-type": "application/json"}}
 
-`headers` may also be a list of `[name, value]` pairs (to send a name twice). The body
+`headers` may also be a list of `[name, value]` pairs (to send a name twice), and an
+optional `timeout_ms` ends the request sooner than the function's deadline (for a
+`fetch` with an abort signal): then the guest gets `timeout` and goes on. The body
 travels beside it as raw bytes. Everything here is refused with `invalid_request`
 unless it is on an allow-list: the method, the scheme, the header names.
 """
@@ -25,6 +27,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 64 << 10
 MAX_URL_LENGTH = 8192
+MAX_TIMEOUT_MS = 86_400_000
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 _HOST_OWNED = frozenset(
     {
@@ -49,13 +52,21 @@ invalid_request it is not, since trying again cannot help."""
 
 
 class OutboundError(Exception):
-    def __init__(self, error_type: OutboundErrorType, message: str) -> None:
+    """A failure the guest sees; `function_deadline` marks a timeout that is the
+    function's own deadline (the worker then ends the invocation as a timeout)."""
+
+    def __init__(
+        self, error_type: OutboundErrorType, message: str, *, function_deadline: bool = False
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+        self.function_deadline = function_deadline
 
     def to_json(self) -> bytes:
-        error = {"type": str(self.error_type), "message": self.message}
+        error: dict[str, object] = {"type": str(self.error_type), "message": self.message}
+        if self.function_deadline:
+            error["function_deadline"] = True
         return json.dumps({"error": error}).encode()
 
 
@@ -65,6 +76,7 @@ class OutboundRequest:
     url: httpx.URL
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    timeout_s: float | None = None
 
     @property
     def scheme(self) -> str:
@@ -90,8 +102,10 @@ def parse_request(head: str, body: bytes, *, max_body: int) -> OutboundRequest:
         data = json.loads(head)
     except json.JSONDecodeError:
         raise _invalid("the request is not JSON") from None
-    if not isinstance(data, dict) or set(data) - {"method", "url", "headers"}:
-        raise _invalid('the request must be an object with "method", "url" and "headers"')
+    if not isinstance(data, dict) or set(data) - {"method", "url", "headers", "timeout_ms"}:
+        raise _invalid(
+            'the request must be an object with "method", "url", "headers" and "timeout_ms"'
+        )
     method = data.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise _invalid(f"method must be one of {', '.join(sorted(METHODS))}")
@@ -100,7 +114,14 @@ def parse_request(head: str, body: bytes, *, max_body: int) -> OutboundRequest:
         raise OutboundError(
             OutboundErrorType.TOO_LARGE, f"the request body is over {max_body} bytes"
         )
-    return OutboundRequest(method.upper(), url, _headers(data.get("headers", {})), body)
+    timeout_ms = data.get("timeout_ms")
+    if timeout_ms is not None and (
+        type(timeout_ms) is not int or not 1 <= timeout_ms <= MAX_TIMEOUT_MS
+    ):
+        raise _invalid(f"timeout_ms must be an integer from 1 to {MAX_TIMEOUT_MS}")
+    headers = _headers(data.get("headers", {}))
+    timeout_s = None if timeout_ms is None else timeout_ms / 1000
+    return OutboundRequest(method.upper(), url, headers, body, timeout_s)
 
 
 def _url(raw: object) -> httpx.URL:

@@ -45,6 +45,11 @@ _FORBIDDEN_HEADERS = frozenset(
 HostCaller = Callable[[HostCall], bytes]
 
 
+class DeadlineReached(Exception):
+    """Raised in a host function whose call ran into the function's deadline: the guest
+    does not resume, and the invocation ends as a timeout."""
+
+
 def no_database(call: HostCall) -> bytes:
     """The answer of a runtime without a server: no database, no outbound HTTP."""
     if call.kind == "http_request":

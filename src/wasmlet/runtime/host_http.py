@@ -12,8 +12,12 @@
         Copies the response body; the number of bytes copied, or -1.
 
 The worker only forwards: the server checks the request against the function's
-`allowed_hosts` and makes it (`wasmlet.outbound`). The guest is blocked meanwhile,
-at most until its deadline.
+`allowed_hosts` and makes it (`wasmlet.outbound`). The guest is blocked meanwhile, at
+most until its deadline; a request that reaches the function's deadline ends the
+invocation there (a timeout) instead of handing the guest a moment it does not have.
+The server's and the worker's clocks of the deadline differ by the time a job takes to
+start, so the server says which it was (`function_deadline`) rather than the worker
+guessing from its own clock.
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ from collections.abc import Callable
 
 import wasmtime
 
-from wasmlet.runtime.host import HOST_MODULE, HostState, read_guest, write_guest
+from wasmlet.runtime.host import (
+    HOST_MODULE,
+    DeadlineReached,
+    HostState,
+    read_guest,
+    write_guest,
+)
 from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.wire import MAX_HOST_CALL_BYTES, unpack_http_reply
 
@@ -57,6 +67,10 @@ def define_http_functions(linker: wasmtime.Linker, state: Callable[[], HostState
             reply_head, reply_body = unpack_http_reply(current.call_host(call))
         current.http_head, current.http_body = reply_head, reply_body
         current.record_result(KIND, reply_head)
+        if reply_head.startswith(b'{"error"') and json.loads(reply_head)["error"].get(
+            "function_deadline"
+        ):
+            raise DeadlineReached("deadline passed during http_request")
         return len(reply_head)
 
     def http_result(caller: wasmtime.Caller, ptr: int, length: int) -> int:
