@@ -93,8 +93,9 @@ int32_t wasmlet_db_result(char *buf_ptr, size_t buf_len);
  *     {"method": "POST", "url": "https://api.example.com/v1/x",
  *      "headers": {"content-type": "application/json"}}
  * ("headers" may also be a list of [name, value] pairs; "method" defaults to
- * GET); `body` is sent as is (an empty range: no body). The guest waits, at most
- * until its own deadline. Returns the length of the response head JSON the host
+ * GET; an optional "timeout_ms" ends the request sooner, with a "timeout" error);
+ * `body` is sent as is (an empty range: no body). The guest waits, at most until
+ * its own deadline, where the invocation ends as a timeout. Returns the length of the response head JSON the host
  * now holds, or -1 for a range outside memory. The head is either
  *     {"status":200,"body_length":5,"headers":[["content-type","text/plain"],...]}
  * (status and body_length always first) or
