@@ -23,6 +23,7 @@ per field, the body's `errors` list::
     └── ServerError                    5xx: the function or the platform failed
         ├── UserCodeError              500 function_error      (trap, non-zero exit)
         ├── HostFunctionError          500 host_function_error
+        │   └── TransientHostFunctionError 500 host_function_error (retriable: upstream down)
         ├── RuntimeCrash               500 runtime_crash       (retriable)
         ├── InternalError              500 internal_error      (a platform bug; says no more)
         ├── CircuitOpen                503 circuit_open        (Retry-After)
@@ -195,6 +196,12 @@ class HostFunctionError(ServerError):
     """Host function error"""
 
     type = "host_function_error"
+
+
+class TransientHostFunctionError(HostFunctionError):
+    """Host function error (transient)"""
+
+    retriable = True
 
 
 class RuntimeCrash(ServerError):

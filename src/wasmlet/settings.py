@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1)
     max_query_result_bytes: int = Field(1024 * 1024, ge=1024)
     db_breaker_cooldown_s: float = Field(2.0, gt=0)
+    # Outbound HTTP from functions (outbound/gateway.py).
+    http_max_in_flight: int = Field(64, ge=1, le=10_000)
+    http_max_in_flight_per_function: int = Field(16, ge=1, le=10_000)
+    http_max_request_bytes: int = Field(1 * MB, ge=0, le=7 * MB)
+    http_max_response_bytes: int = Field(4 * MB, ge=1024, le=64 * MB)
     breaker_failure_rate: float = Field(0.5, gt=0, lt=1)
     breaker_window_s: float = Field(300.0, gt=0)
     breaker_min_calls: int = Field(10, ge=1)

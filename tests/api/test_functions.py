@@ -47,6 +47,17 @@ def test_patch_config_applies_to_next_invocation(server: ServerProcess, fname: s
     assert second.json()["error"]["message"] == "Function timeout after 0.2s"
 
 
+def test_patch_with_config_null_changes_only_the_flat_fields(
+    server: ServerProcess, fname: str
+) -> None:
+    """The schema allows `"config": null` (as deploy does); it means no nested changes."""
+    server.deploy(fname, wat("hello"), {"allowed_hosts": ["https://api.example.com"]})
+    response = _patch(server, fname, {"config": None, "timeout_ms": 2000})
+    assert response.status_code == 200, response.text
+    config = response.json()["config"]
+    assert config["timeout_ms"] == 2000 and config["allowed_hosts"] == ["https://api.example.com"]
+
+
 def test_patch_refuses_bad_config(server: ServerProcess, fname: str) -> None:
     server.deploy(fname, wat("hello"))
     for body in ({"memory_mb": 10**6}, {"enabled": "yes"}, ["not", "an", "object"]):

@@ -209,7 +209,7 @@ def test_a_host_call_gets_its_identity_and_deadline_from_the_job(
         assert outcome.kind is OutcomeKind.OK, outcome.message
         assert json.loads(outcome.stdout) == {"rows": [{"v": 7}], "row_count": 1}
         (call,) = calls
-        assert (call.kind, call.sql, call.params) == (
+        assert (call.kind, call.text, call.params) == (
             "db_query",
             "SELECT $1 AS v",
             [7, {"a": [None]}],

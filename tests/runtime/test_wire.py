@@ -40,6 +40,7 @@ OUTCOME = Outcome(
     host_error=("db_unavailable", "down"),
     last_host_call_failed=True,
     ran=True,
+    host_call="db_query",
 )
 
 
@@ -55,6 +56,7 @@ def outcome_fields(**changes: Any) -> list[Any]:
     names = [
         "kind", "exit_code", "stdout", "stderr", "stderr_truncated", "status", "headers",
         "logs", "message", "duration_ms", "host_error", "last_host_call_failed", "ran",
+        "host_call",
     ]  # fmt: skip
     for name, value in changes.items():
         fields[names.index(name)] = value
@@ -83,6 +85,25 @@ def test_host_call_carries_only_the_query_and_takes_identity_from_the_server() -
     assert b"spoofed" not in body and b"other-function" not in body
     decoded = wire.decode_host_call(body, invocation_id="inv-1", function="f", deadline=5.0)
     assert decoded == HostCall("db_query", "inv-1", "f", "SELECT $1", [1, "a", None], 5.0)
+
+
+def test_http_call_carries_its_body_and_takes_the_allow_list_from_the_server() -> None:
+    call = HostCall(
+        "http_request", "i", "f", '{"url": "http://a"}', [], 9e9, b"\x00body",
+        allowed_hosts=("http://*",),
+    )  # fmt: skip
+    _, body = split(wire.encode_host_call(call))
+    assert b"http://*" not in body
+    decoded = wire.decode_host_call(
+        body, invocation_id="i", function="f", deadline=1.0, allowed_hosts=("https://a",)
+    )
+    assert decoded.body == b"\x00body" and decoded.allowed_hosts == ("https://a",)
+
+
+def test_http_reply_packs_head_and_body() -> None:
+    reply = wire.pack_http_reply(b'{"status":200}', b"\x00\xffbody")
+    assert wire.unpack_http_reply(reply) == (b'{"status":200}', b"\x00\xffbody")
+    assert wire.unpack_http_reply(b"") == (b"", b"")
 
 
 def test_host_call_params_msgpack_cannot_carry_are_refused_in_the_worker() -> None:

@@ -52,9 +52,9 @@ class ConfigChanges(FunctionConfig):
 
     model_config = ConfigDict(extra="forbid", title="ConfigChanges")
 
-    # Optional but never null: the server refuses `"enabled": null` and `"config": null`.
+    # `"enabled": null` is refused; `"config": null` means no nested changes.
     enabled: bool | SkipJsonSchema[None] = None
-    config: FunctionConfig | SkipJsonSchema[None] = None
+    config: FunctionConfig | None = None
 
 
 CONFIG_CHANGES_REF = {"$ref": "#/components/schemas/ConfigChanges"}

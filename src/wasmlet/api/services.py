@@ -23,6 +23,7 @@ from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.observability.nodes import NodeHeartbeat, NodeIdentity, NodeLoad
 from wasmlet.observability.store_gauges import StoreGauges
+from wasmlet.outbound.gateway import OutboundGateway, OutboundLimits
 from wasmlet.registry.changes import RegistryListener
 from wasmlet.registry.modules import LocalModules
 from wasmlet.registry.registry import OperatorLimits, Registry
@@ -33,6 +34,7 @@ from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
 from wasmlet.reliability.shared_breakers import SharedBreakers
 from wasmlet.reliability.slots import FunctionSlots, LocalSlots
 from wasmlet.runtime.compiler import CompileLimits, ModuleCompiler
+from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.pool import WorkerPool
 from wasmlet.settings import Settings
 from wasmlet.store import Store, open_store
@@ -56,6 +58,7 @@ class Services:
     metrics: Metrics
     alerts: AlertEvaluator
     gateway: DatabaseGateway
+    outbound: OutboundGateway
     queue: JobQueue
     dispatcher: Dispatcher
     schedules: ScheduleBook
@@ -130,7 +133,16 @@ class Services:
             max_bytes=settings.max_query_result_bytes,
         )
 
-        pool = await _start_pool(settings, metrics, gateway)
+        outbound = OutboundGateway(
+            OutboundLimits(
+                max_in_flight=settings.http_max_in_flight,
+                max_in_flight_per_function=settings.http_max_in_flight_per_function,
+                max_request_bytes=settings.http_max_request_bytes,
+                max_response_bytes=settings.http_max_response_bytes,
+            ),
+            metrics,
+        )
+        pool = await _start_pool(settings, metrics, gateway, outbound)
         history = open_history(settings, on_drop=metrics.history_dropped.inc)
         store_gauges = StoreGauges(store, clock=time.time)
         metrics.registry.register(store_gauges)
@@ -212,8 +224,8 @@ class Services:
         listener = _registry_listener(settings, registry, modules)
         nodes = _node_heartbeat(settings, store, node, pool, invoker)
         return cls(
-            settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, queue,
-            dispatcher, schedules, supervisor, pruner,
+            settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, outbound,
+            queue, dispatcher, schedules, supervisor, pruner,
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
             compiler=compiler, registry_listener=listener,
             nodes=nodes,
@@ -235,12 +247,21 @@ class Services:
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
         self.gateway.close()
+        await self.outbound.aclose()
         self.compiler.close()
         self.store.close()
 
 
-async def _start_pool(settings: Settings, metrics: Metrics, gateway: DatabaseGateway) -> WorkerPool:
+async def _start_pool(
+    settings: Settings, metrics: Metrics, gateway: DatabaseGateway, outbound: OutboundGateway
+) -> WorkerPool:
     worker_log = get_logger("worker")
+
+    async def host_calls(call: HostCall) -> bytes:
+        if call.kind == "http_request":
+            return await outbound.handle(call)
+        return await gateway.handle(call)
+
     replacing = 0  # workers lost and not yet replaced: their successor is a restart
 
     def on_worker_event(event: str, pid: int, reason: str) -> None:
@@ -258,7 +279,7 @@ async def _start_pool(settings: Settings, metrics: Metrics, gateway: DatabaseGat
         settings.workers,
         grace_s=settings.timeout_grace_ms / 1000,
         on_event=on_worker_event,
-        host_calls=gateway.handle,
+        host_calls=host_calls,
     )
     await pool.start()
     return pool

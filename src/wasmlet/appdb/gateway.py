@@ -43,7 +43,7 @@ class DatabaseGateway:
             result = await loop.run_in_executor(
                 self._threads,
                 self.database.query,
-                call.sql,
+                call.text,
                 call.params,
                 call.deadline,
                 self._max_bytes,

@@ -87,6 +87,37 @@ int32_t wasmlet_db_query(const char *sql_ptr, size_t sql_len,
 WASMLET_IMPORT("db_result")
 int32_t wasmlet_db_result(char *buf_ptr, size_t buf_len);
 
+/*
+ * Sends one HTTP request through the host, to an origin the function's
+ * `allowed_hosts` config allows. `head` is JSON:
+ *     {"method": "POST", "url": "https://api.example.com/v1/x",
+ *      "headers": {"content-type": "application/json"}}
+ * ("headers" may also be a list of [name, value] pairs; "method" defaults to
+ * GET; an optional "timeout_ms" ends the request sooner, with a "timeout" error);
+ * `body` is sent as is (an empty range: no body). The guest waits, at most until
+ * its own deadline, where the invocation ends as a timeout. Returns the length of the response head JSON the host
+ * now holds, or -1 for a range outside memory. The head is either
+ *     {"status":200,"body_length":5,"headers":[["content-type","text/plain"],...]}
+ * (status and body_length always first) or
+ *     {"error":{"type":"forbidden_host" | "connect_failed" | "timeout" |
+ *                       "too_large" | "invalid_request","message":"..."}}
+ * Fetch it with wasmlet_http_result and the body with wasmlet_http_body.
+ * Redirects are not followed: a 3xx comes back as it is.
+ */
+WASMLET_IMPORT("http_request")
+int32_t wasmlet_http_request(const char *head_ptr, size_t head_len,
+                             const void *body_ptr, size_t body_len);
+
+/* Copies the head JSON of the last wasmlet_http_request (no NUL); the number of
+   bytes copied, or -1 for a range outside memory. */
+WASMLET_IMPORT("http_result")
+int32_t wasmlet_http_result(char *buf_ptr, size_t buf_len);
+
+/* Copies the body of the last response (at most buf_len bytes); the number of
+   bytes copied, or -1 for a range outside memory. */
+WASMLET_IMPORT("http_body")
+int32_t wasmlet_http_body(void *buf_ptr, size_t buf_len);
+
 #undef WASMLET_IMPORT
 
 /*
@@ -112,6 +143,54 @@ static inline char *wasmlet_query(const char *sql, const char *params_json) {
 /* Whether a result JSON from wasmlet_query is an error. */
 static inline int wasmlet_query_failed(const char *result) {
     return result == NULL || strncmp(result, "{\"error\"", 8) == 0;
+}
+
+/* One response of wasmlet_http. */
+typedef struct {
+    char *head;      /* the head JSON, NUL-terminated: the response's, or {"error": ...} */
+    int32_t status;  /* the HTTP status, or 0 when the request failed */
+    char *body;      /* body_len bytes and a NUL (NULL when the request failed) */
+    size_t body_len;
+} wasmlet_http_response;
+
+static inline long wasmlet__json_number(const char *json, const char *key) {
+    const char *at = strstr(json, key);
+    return at ? strtol(at + strlen(key), NULL, 10) : 0;
+}
+
+/*
+ * Sends `request_json` (the head, NUL-terminated) with `body_len` bytes of
+ * `body` and fills `response`. Returns 0 when the upstream answered (whatever its
+ * status), 1 when the request failed (response->head holds the error JSON), -1
+ * when the arguments were refused or memory ran out. Free with wasmlet_http_free.
+ */
+static inline int wasmlet_http(const char *request_json, const void *body, size_t body_len,
+                               wasmlet_http_response *response) {
+    memset(response, 0, sizeof *response);
+    int32_t size = wasmlet_http_request(request_json, strlen(request_json), body, body_len);
+    if (size < 0 || (response->head = (char *)malloc((size_t)size + 1)) == NULL) {
+        return -1;
+    }
+    int32_t copied = wasmlet_http_result(response->head, (size_t)size);
+    response->head[copied < 0 ? 0 : copied] = '\0';
+    if (strncmp(response->head, "{\"error\"", 8) == 0) {
+        return 1;
+    }
+    response->status = (int32_t)wasmlet__json_number(response->head, "\"status\":");
+    size_t length = (size_t)wasmlet__json_number(response->head, "\"body_length\":");
+    if ((response->body = (char *)malloc(length + 1)) == NULL) {
+        return -1;
+    }
+    int32_t read = wasmlet_http_body(response->body, length);
+    response->body_len = read < 0 ? 0 : (size_t)read;
+    response->body[response->body_len] = '\0';
+    return 0;
+}
+
+static inline void wasmlet_http_free(wasmlet_http_response *response) {
+    free(response->head);
+    free(response->body);
+    memset(response, 0, sizeof *response);
 }
 
 /* wasmlet_log for a NUL-terminated string. */

@@ -107,6 +107,23 @@ class Metrics:
             "Invocation records not written to the history (queue full or store refused them)",
             registry=r,
         )
+        self.http_requests = Counter(
+            "functions_http_requests",
+            "Outbound HTTP requests by function, allow-list entry ('-': none) and outcome "
+            "(ok or the error type the guest saw)",
+            ["name", "host", "outcome"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "functions_http_request_duration_seconds",
+            "Outbound HTTP requests, from the host call to the response body read",
+            ["name"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            "functions_http_in_flight", "Outbound HTTP requests in flight", registry=r
+        )
         self.deploys = Counter(
             "functions_deploys", "Deploy attempts by outcome", ["outcome"], registry=r
         )

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from wasmlet.errors import InvalidConfig, Problem, quoted
 from wasmlet.observability.logs import get_logger
+from wasmlet.outbound.allowlist import MAX_ENTRIES, parse_entry
 from wasmlet.validation import field_path, problems
 
 ContentType = Literal["application/json", "text/plain", "application/octet-stream"]
@@ -54,7 +55,16 @@ def _env_value(value: str) -> str:
     return value
 
 
+def _allowed_host(entry: str) -> str:
+    try:
+        parse_entry(entry)
+    except ValueError as exc:
+        raise ValueError(f"{quoted(entry)}: {exc}") from None
+    return entry
+
+
 EnvName = Annotated[str, AfterValidator(_env_name)]
+AllowedHost = Annotated[str, AfterValidator(_allowed_host)]
 EnvValue = Annotated[str, AfterValidator(_env_value)]
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -97,6 +107,7 @@ class FunctionConfig(BaseModel):
     response_content_type: str = "text/plain; charset=utf-8"
     retry: RetryConfig = Field(default_factory=RetryConfig)
     circuit_breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    allowed_hosts: list[AllowedHost] = Field(default_factory=list, max_length=MAX_ENTRIES)
 
     @field_validator("env")
     @classmethod

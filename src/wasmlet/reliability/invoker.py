@@ -28,11 +28,13 @@ from wasmlet.errors import (
     RuntimeCrash,
     ServerError,
     TooManyRequests,
+    TransientHostFunctionError,
     UserCodeError,
 )
 from wasmlet.observability.history import HistoryWriter, InvocationEntry
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
+from wasmlet.outbound.request import TRANSIENT
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.breakers import Breakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter, Permit
@@ -259,6 +261,7 @@ class Invoker:
             memory_limit_bytes=self.memory_mb(function) * MB,
             stdout_limit=self._defaults.max_response_bytes,
             stderr_limit=self._defaults.max_log_bytes,
+            allowed_hosts=tuple(function.config.allowed_hosts),
         )
 
     def _error_for(self, function: FunctionRecord, outcome: Outcome) -> FunctionError | None:
@@ -278,15 +281,18 @@ class Invoker:
             return RuntimeCrash(f"WebAssembly runtime crashed: {outcome.message}", function=name)
         if outcome.host_error is not None and kind in (OutcomeKind.TRAP, OutcomeKind.EXIT_ERROR):
             error_type, detail = outcome.host_error
-            if error_type == "db_unavailable" and outcome.last_host_call_failed:
+            call = outcome.host_call or "db_query"
+            last = outcome.last_host_call_failed
+            if error_type == "db_unavailable" and last:
                 return DbUnavailable(
                     f"Database unavailable: {detail}",
                     function=name,
                     retry_after=self._defaults.retry_after_s,
                 )
-            return HostFunctionError(
-                f"Host function error: db_query failed ({error_type}): {detail}", function=name
-            )
+            message = f"Host function error: {call} failed ({error_type}): {detail}"
+            if call == "http_request" and error_type in TRANSIENT and last:
+                return TransientHostFunctionError(message, function=name)
+            return HostFunctionError(message, function=name)
         if kind is OutcomeKind.OUTPUT_LIMIT:
             return UserCodeError(
                 f"Function error: response body over {self._defaults.max_response_bytes} bytes",

@@ -23,7 +23,13 @@ from wasmlet.runtime.capture import MemfdCapture
 from wasmlet.runtime.deadline import DeadlineTimer, Interruption
 from wasmlet.runtime.engine import describe_error, make_engine
 from wasmlet.runtime.exits import GuestExit, define_proc_exit
-from wasmlet.runtime.host import HostCaller, HostState, define_host_functions, no_database
+from wasmlet.runtime.host import (
+    DeadlineReached,
+    HostCaller,
+    HostState,
+    define_host_functions,
+    no_database,
+)
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 
@@ -145,6 +151,8 @@ class Executor:
             exit_code = exc.code
             if exit_code != 0:
                 kind, message = OutcomeKind.EXIT_ERROR, str(exc)
+        except DeadlineReached as exc:
+            kind, exit_code, message = OutcomeKind.TIMEOUT, None, str(exc)
         except wasmtime.Trap as exc:
             kind, exit_code, message = OutcomeKind.TRAP, None, f"trap: {_trap_reason(exc, store)}"
         except wasmtime.WasmtimeError as exc:
@@ -174,6 +182,7 @@ class Executor:
             duration_ms=(time.perf_counter() - started) * 1000,
             host_error=state.host_error,
             last_host_call_failed=state.last_host_call_failed,
+            host_call=state.host_call,
         )
 
 

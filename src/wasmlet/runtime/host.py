@@ -14,6 +14,8 @@ Signatures (all pointers and lengths are i32 into the guest's exported `memory`)
         ({"rows": [...], "row_count": n} or {"error": {"type", "message"}}), or -1.
     db_result(buf_ptr: i32, buf_len: i32) -> i32
         Copies that result JSON into the buffer; the number of bytes copied, or -1.
+    http_request, http_result, http_body
+        Outbound HTTP through the server (see `host_http`).
 
 `guest/wasmlet.h` declares the same for C.
 """
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 import wasmtime
 
 from wasmlet.runtime.outcome import HostCall, LogLevel
+from wasmlet.runtime.wire import pack_http_reply
 
 HOST_MODULE = "wasmlet"
 MAX_LOG_LINE = 8192
@@ -42,7 +45,16 @@ _FORBIDDEN_HEADERS = frozenset(
 HostCaller = Callable[[HostCall], bytes]
 
 
+class DeadlineReached(Exception):
+    """Raised in a host function whose call ran into the function's deadline: the guest
+    does not resume, and the invocation ends as a timeout."""
+
+
 def no_database(call: HostCall) -> bytes:
+    """The answer of a runtime without a server: no database, no outbound HTTP."""
+    if call.kind == "http_request":
+        error = {"type": "connect_failed", "message": "no outbound HTTP in this runtime"}
+        return pack_http_reply(json.dumps({"error": error}).encode(), b"")
     return json.dumps(
         {"error": {"type": "db_unavailable", "message": "no database in this runtime"}}
     ).encode()
@@ -62,15 +74,19 @@ class HostState:
     logs: list[tuple[LogLevel, str]] = field(default_factory=list)
     logs_truncated: bool = False
     db_result: bytes = b""
+    http_head: bytes = b""
+    http_body: bytes = b""
     host_error: tuple[str, str] | None = None
+    host_call: str = ""
     last_host_call_failed: bool = False
 
-    def record_result(self, result: bytes) -> None:
-        self.db_result = result
+    def record_result(self, kind: str, result: bytes) -> None:
+        """Note whether the host call `kind` answered `result` failed (an error object)."""
         self.last_host_call_failed = result.startswith(b'{"error"')
         if self.last_host_call_failed:
             detail = json.loads(result)["error"]
             self.host_error = (str(detail["type"]), str(detail["message"]))
+            self.host_call = kind
 
     def add_log(self, level: LogLevel, line: str) -> None:
         if self.log_budget <= 0:
@@ -81,7 +97,19 @@ class HostState:
         self.logs.append((level, line))
 
 
-def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
+def write_guest(caller: wasmtime.Caller, ptr: int, length: int, data: bytes) -> int:
+    """Copy up to `length` bytes of `data` to the guest at `ptr`; the count, or -1."""
+    ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
+    memory = caller.get("memory")
+    data = data[:length]
+    if not isinstance(memory, wasmtime.Memory) or ptr + len(data) > memory.data_len(caller):
+        return -1
+    if data:
+        memory.write(caller, data, ptr)
+    return len(data)
+
+
+def read_guest(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
     # i32 arguments arrive signed; guest pointers and lengths are unsigned.
     ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
     memory = caller.get("memory")
@@ -91,10 +119,12 @@ def _read(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
 
 
 def define_host_functions(linker: wasmtime.Linker, state: Callable[[], HostState]) -> None:
+    from wasmlet.runtime.host_http import define_http_functions  # it builds on this module
+
     i32 = wasmtime.ValType.i32()
 
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> int:
-        data = _read(caller, ptr, length)
+        data = read_guest(caller, ptr, length)
         if data is None or not 0 <= level < len(_LEVELS):
             return -1
         state().add_log(_LEVELS[level], data.decode("utf-8", "replace"))
@@ -107,7 +137,7 @@ def define_host_functions(linker: wasmtime.Linker, state: Callable[[], HostState
         return 0
 
     def set_header(caller: wasmtime.Caller, np: int, nl: int, vp: int, vl: int) -> int:
-        name, value = _read(caller, np, nl), _read(caller, vp, vl)
+        name, value = read_guest(caller, np, nl), read_guest(caller, vp, vl)
         if name is None or value is None:
             return -1
         text_name, text_value = name.decode("latin-1"), value.decode("utf-8", "replace")
@@ -123,7 +153,7 @@ def define_host_functions(linker: wasmtime.Linker, state: Callable[[], HostState
         return 0
 
     def db_query(caller: wasmtime.Caller, sp: int, sl: int, pp: int, pl: int) -> int:
-        sql, raw_params = _read(caller, sp, sl), _read(caller, pp, pl)
+        sql, raw_params = read_guest(caller, sp, sl), read_guest(caller, pp, pl)
         if sql is None or raw_params is None:
             return -1
         current = state()
@@ -142,18 +172,12 @@ def define_host_functions(linker: wasmtime.Linker, state: Callable[[], HostState
                 sql.decode("utf-8", "replace"), params, current.deadline,
             )  # fmt: skip
             result = current.call_host(call)
-        current.record_result(result)
+        current.db_result = result
+        current.record_result("db_query", result)
         return len(result)
 
     def db_result(caller: wasmtime.Caller, ptr: int, length: int) -> int:
-        ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
-        memory = caller.get("memory")
-        data = state().db_result[:length]
-        if not isinstance(memory, wasmtime.Memory) or ptr + len(data) > memory.data_len(caller):
-            return -1
-        if data:
-            memory.write(caller, data, ptr)
-        return len(data)
+        return write_guest(caller, ptr, length, state().db_result)
 
     linker.define_func(
         HOST_MODULE, "log", wasmtime.FuncType([i32, i32, i32], [i32]), log, access_caller=True
@@ -180,3 +204,4 @@ def define_host_functions(linker: wasmtime.Linker, state: Callable[[], HostState
         set_header,
         access_caller=True,
     )
+    define_http_functions(linker, state)

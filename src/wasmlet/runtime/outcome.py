@@ -41,18 +41,27 @@ class Job:
     memory_limit_bytes: int
     stdout_limit: int
     stderr_limit: int
+    allowed_hosts: tuple[str, ...] = ()  # kept by the server for host calls; never sent
 
 
 @dataclass(frozen=True, slots=True)
 class HostCall:
-    """A request from a guest's host import that the server answers (db_query)."""
+    """A request from a guest's host import that the server answers.
+
+    `kind` is the import: for `db_query`, `text` is the SQL and `params` its parameters;
+    for `http_request`, `text` is the request head (JSON) and `body` the request body.
+    The server fills in the invocation id, function, deadline and allow-list from the
+    job it sent, never from what the worker says.
+    """
 
     kind: str
     invocation_id: str
     function: str
-    sql: str
+    text: str
     params: list[Any]
     deadline: float  # time.monotonic(), shared by every process on the machine
+    body: bytes = b""
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -69,6 +78,7 @@ class Outcome:
     duration_ms: float = 0.0
     host_error: tuple[str, str] | None = None  # the latest failed host call: (type, message)
     last_host_call_failed: bool = False
+    host_call: str = ""  # the import whose failure `host_error` is: db_query, http_request
     ran: bool = True  # False when no worker was free in time: the guest never started
 
     @property

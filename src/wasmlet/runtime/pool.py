@@ -39,7 +39,7 @@ from wasmlet.runtime.wire import Kind, ProtocolError
 WorkerEvent = Callable[[str, int, str], None]
 """Called with (event, pid, reason): event is "started", "crashed" or "killed"."""
 HostCallHandler = Callable[[HostCall], Awaitable[bytes]]
-"""Answers a guest's host call (db_query) on the server's side."""
+"""Answers a guest's host call (db_query, http_request) on the server's side."""
 
 
 async def _no_host_calls(call: HostCall) -> bytes:
@@ -238,6 +238,7 @@ class WorkerPool:
                 invocation_id=job.invocation_id,
                 function=job.argv[0] if job.argv else "",
                 deadline=worker.deadline,
+                allowed_hosts=job.allowed_hosts,
             )
             worker.in_host_call = True
             self._track(self._answer(worker, job, call))

@@ -8,8 +8,9 @@ is not exactly what the protocol allows at that moment (an unknown kind, a wrong
 field count or type, an unknown enum value, a frame over its size bound) raises
 `ProtocolError`, and the pool kills the worker.
 
-A host call carries only the query: the server takes the invocation id, the
-function and the deadline from the job it sent, never from the worker.
+A host call carries only its arguments: the server takes the invocation id, the
+function, the deadline and the allow-list from the job it sent, never from the worker.
+An `http_request` reply is a u32 length, the response head (JSON) and the body.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import msgpack
 from wasmlet.runtime.outcome import HostCall, Job, LogLevel, Outcome, OutcomeKind
 
 HEADER = struct.Struct("<IB")
+_HEAD_LENGTH = struct.Struct("<I")
 MAX_HOST_CALL_BYTES = 8 << 20
 """Largest host-call body (SQL and parameters); a worker refuses larger queries itself."""
 OUTCOME_SLACK_BYTES = 1 << 20
@@ -93,27 +95,48 @@ def decode_job(body: bytes | memoryview) -> Job:
 
 
 def encode_host_call(call: HostCall) -> bytes:
-    """A HOST_CALL frame with the call's kind, SQL and parameters.
+    """A HOST_CALL frame with the call's kind, text, parameters and body.
 
     Raises ValueError/OverflowError for parameters msgpack cannot carry (an integer
     past 64 bits, nesting past 511 levels) or a body over `MAX_HOST_CALL_BYTES`.
     """
-    body = msgpack.packb((call.kind, call.sql, call.params))
+    body = msgpack.packb((call.kind, call.text, call.params, call.body))
     if len(body) > MAX_HOST_CALL_BYTES:
         raise ValueError(f"host call over {MAX_HOST_CALL_BYTES} bytes")
     return frame(Kind.HOST_CALL, body)
 
 
 def decode_host_call(
-    body: bytes | memoryview, *, invocation_id: str, function: str, deadline: float
+    body: bytes | memoryview,
+    *,
+    invocation_id: str,
+    function: str,
+    deadline: float,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> HostCall:
     if len(body) > MAX_HOST_CALL_BYTES:
         raise ProtocolError(f"host call over {MAX_HOST_CALL_BYTES} bytes")
-    kind, sql, params = _array(body, 3)
+    kind, text, params, call_body = _array(body, 4)
     if type(params) is not list:
         raise ProtocolError("host call params must be an array")
     _check_json(params)
-    return HostCall(_str(kind), invocation_id, function, _str(sql), params, deadline)
+    return HostCall(
+        _str(kind), invocation_id, function, _str(text), params, deadline, _bytes(call_body),
+        allowed_hosts,
+    )  # fmt: skip
+
+
+def pack_http_reply(head: bytes, body: bytes) -> bytes:
+    return _HEAD_LENGTH.pack(len(head)) + head + body
+
+
+def unpack_http_reply(reply: bytes) -> tuple[bytes, bytes]:
+    """(head, body) of an `http_request` reply; a short reply is an empty head."""
+    if len(reply) < _HEAD_LENGTH.size:
+        return b"", b""
+    (size,) = _HEAD_LENGTH.unpack_from(reply)
+    end = _HEAD_LENGTH.size + size
+    return reply[_HEAD_LENGTH.size : end], reply[end:]
 
 
 def encode_reply(result: bytes) -> bytes:
@@ -129,14 +152,14 @@ def encode_outcome(outcome: Outcome) -> bytes:
                 outcome.stderr_truncated, outcome.status, outcome.headers,
                 [(level.value, line) for level, line in outcome.logs], outcome.message,
                 outcome.duration_ms, outcome.host_error, outcome.last_host_call_failed,
-                outcome.ran,
+                outcome.ran, outcome.host_call,
             )
         ),
     )  # fmt: skip
 
 
 def decode_outcome(body: bytes | memoryview) -> Outcome:
-    f = _array(body, 13)
+    f = _array(body, 14)
     try:
         kind = OutcomeKind(_str(f[0]))
         logs = [(LogLevel(_str(level)), _str(line)) for level, line in _pairs(f[7])]
@@ -168,6 +191,7 @@ def decode_outcome(body: bytes | memoryview) -> Outcome:
         host_error=host_error,
         last_host_call_failed=_bool(f[11]),
         ran=_bool(f[12]),
+        host_call=_str(f[13]),
     )
 
 

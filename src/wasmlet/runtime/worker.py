@@ -51,6 +51,9 @@ def worker_main(link: _Link) -> None:
         try:
             frame = wire.encode_host_call(call)
         except (ValueError, OverflowError) as exc:
+            if call.kind == "http_request":
+                error = {"type": "too_large", "message": str(exc)}
+                return wire.pack_http_reply(json.dumps({"error": error}).encode(), b"")
             return json.dumps({"error": {"type": "query_error", "message": str(exc)}}).encode()
         link.send(frame)
         return link.receive(Kind.HOST_REPLY)

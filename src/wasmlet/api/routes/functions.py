@@ -55,8 +55,8 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     if not isinstance(changes, dict):
         raise InvalidConfig("Invalid function configuration: expected a JSON object")
     field = ""
-    if "config" in changes:
-        nested = changes.pop("config")
+    nested = changes.pop("config", None)  # null, as the schema allows: no nested changes
+    if nested is not None:
         if not isinstance(nested, dict):
             raise InvalidConfig("Invalid function configuration: config must be an object")
         changes, field = {**nested, **changes}, "config"
