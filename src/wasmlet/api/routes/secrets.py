@@ -13,6 +13,8 @@ from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import read_body, services_of
 from wasmlet.errors import InvalidConfig, Problem
 from wasmlet.observability.logs import get_logger
+from wasmlet.registry.models import ENV_NAME
+from wasmlet.secrets.service import MAX_PUT, MAX_SECRETS, MAX_SECRETS_BYTES
 from wasmlet.validation import json_problem
 
 router = APIRouter(tags=["secrets"])
@@ -21,11 +23,20 @@ MAX_BODY = 256 * 1024
 _PUT_BODY = {
     "type": "array",
     "minItems": 1,
+    "maxItems": MAX_PUT,
+    "description": f"Set (or replace) each secret. At most {MAX_SECRETS} secrets and "
+    f"{MAX_SECRETS_BYTES} bytes of names and values in all, those already set included.",
     "items": {
         "type": "object",
         "required": ["name", "value"],
         "additionalProperties": False,
-        "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": f"^(?![Ww][Aa][Ss][Mm][Ll][Ee][Tt]_){ENV_NAME.pattern}$",
+            },
+            "value": {"type": "string", "pattern": "^[^\\u0000]*$"},
+        },
     },
 }
 
