@@ -1,4 +1,4 @@
-"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | keys`."""
+"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | secrets | keys`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from wasmlet.cli.env_file import read_env_file
 from wasmlet.cli.exit_codes import ExitCode, exit_code_for
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
@@ -243,6 +244,58 @@ def nodes(url: str, key: str | None, data_dir: str) -> None:
             f"{n['status']:<6} {n['heartbeat_age_s']:>6.1f} "
             f"{str(n['workers_alive']) + '/' + str(n['workers']):>7} {n['in_flight']:>9}{mark}"
         )
+
+
+@main.group()
+def secrets() -> None:
+    """Project-wide secrets: every function sees them as environment variables."""
+
+
+@secrets.command(name="set")
+@click.argument("pairs", nargs=-1)
+@click.option(
+    "--env-file", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="NAME=VALUE lines (# comments, `export `, quotes allowed); keeps values out of "
+    "shell history.",
+)  # fmt: skip
+@_client_options
+def secrets_set(
+    pairs: tuple[str, ...], env_file: str | None, url: str, key: str | None, data_dir: str
+) -> None:
+    """Set NAME=VALUE... (or those of --env-file); existing names are replaced."""
+    values = read_env_file(Path(env_file)) if env_file else {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.UsageError(f"expected NAME=VALUE, got {name!r} without '='")
+        values[name] = value
+    if not values:
+        raise click.UsageError("nothing to set: give NAME=VALUE or --env-file")
+    with _client(url, key, data_dir) as client:
+        client.set_secrets(values)
+    click.echo(f"set {', '.join(sorted(values))}")
+
+
+@secrets.command(name="list")
+@_client_options
+def secrets_list(url: str, key: str | None, data_dir: str) -> None:
+    """Names, digests and when each was set; never the values."""
+    with _client(url, key, data_dir) as client:
+        listing = client.secrets()
+    click.echo(f"{'NAME':<32} {'DIGEST':<16} UPDATED")
+    for s in listing["secrets"]:
+        click.echo(f"{s['name']:<32} {s['digest'][:16]:<16} {s['updated_at']}")
+
+
+@secrets.command(name="unset")
+@click.argument("names", nargs=-1, required=True)
+@_client_options
+def secrets_unset(names: tuple[str, ...], url: str, key: str | None, data_dir: str) -> None:
+    """Remove NAMES."""
+    with _client(url, key, data_dir) as client:
+        for name in names:
+            client.unset_secret(name)
+    click.echo(f"unset {', '.join(names)}")
 
 
 @main.group()
