@@ -213,3 +213,24 @@ def test_secrets_set_list_unset_never_print_values(server: ServerProcess, tmp_pa
 def _digests(server: ServerProcess) -> dict[str, str]:
     answer = httpx.get(f"{server.url}/functions/v1/secrets", headers=server.service_headers())
     return {s["name"]: s["digest"] for s in answer.json()["secrets"]}
+
+
+def test_a_redeploy_with_flags_merges_into_the_deployed_config(
+    server: ServerProcess, fname: str, hello_file: Path
+) -> None:
+    first = '{"env": {"KEEP": "kept"}, "retry": {"max_retries": 1}, "timeout_ms": 1000}'
+    assert run_cli(server, "deploy", fname, str(hello_file), "--config", first).returncode == 0
+    done = run_cli(server, "deploy", fname, str(hello_file), "--timeout-ms", "2000")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["env"] == {"KEEP": "kept"} and config["retry"]["max_retries"] == 1
+    assert config["timeout_ms"] == 2000
+    done = run_cli(server, "deploy", fname, str(hello_file), "--config", '{"public": true}')
+    assert done.returncode == 0, done.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["env"] == {"KEEP": "kept"} and config["public"] is True
+    replaced = run_cli(server, "deploy", fname, str(hello_file), "--memory-mb", "64",
+                       "--replace-config")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["env"] == {} and config["memory_mb"] == 64 and config["timeout_ms"] is None

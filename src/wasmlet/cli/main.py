@@ -109,6 +109,11 @@ def _print_json(data: Any) -> None:
 @click.option("--timeout-ms", type=int, default=None)
 @click.option("--memory-mb", type=int, default=None)
 @click.option("--public/--private", default=None, help="Invocable without a key.")
+@click.option(
+    "--replace-config", is_flag=True, default=False,
+    help="Send --config and the flags as the whole config instead of merging them into "
+    "the deployed one.",
+)  # fmt: skip
 @_client_options
 def deploy(
     name: str,
@@ -117,13 +122,16 @@ def deploy(
     timeout_ms: int | None,
     memory_mb: int | None,
     public: bool | None,
+    replace_config: bool,
     url: str,
     key: str | None,
     data_dir: str,
 ) -> None:
     """Deploy WASM_FILE as function NAME (a new version if it exists).
 
-    A .js or .mjs file is deployed as a JavaScript function.
+    A .js or .mjs file is deployed as a JavaScript function. On a redeploy, the fields
+    given with --config and the flags replace those fields of the deployed config and
+    every other field (env, retry, ...) is kept, unless --replace-config.
     """
     config: dict[str, Any] | None = json.loads(config_json) if config_json else None
     for field, value in (("timeout_ms", timeout_ms), ("memory_mb", memory_mb), ("public", public)):
@@ -131,12 +139,25 @@ def deploy(
             config = {**(config or {}), field: value}
     path = Path(wasm_file)
     with _client(url, key, data_dir) as client:
+        if config is not None and not replace_config:
+            config = {**_deployed_config(client, name), **config}
         if path.suffix in (".js", ".mjs"):
             source = path.read_text("utf-8")
             record = client.deploy_javascript(name, source, config, filename=path.name)
         else:
             record = client.deploy(name, path.read_bytes(), config)
     click.echo(f"deployed {record['name']} version {record['version']}")
+
+
+def _deployed_config(client: WasmletClient, name: str) -> dict[str, Any]:
+    """The config `name` runs with now, without the fields left at their default."""
+    try:
+        deployed: dict[str, Any] = client.get(name)["config"]
+    except FunctionError as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return {field: value for field, value in deployed.items() if value is not None}
 
 
 @main.command()
