@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import stat
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from wasmlet.errors import InvalidConfig, NotFound
+from wasmlet.errors import DbUnavailable, InvalidConfig, NotFound
 from wasmlet.secrets.box import SecretBox, SecretKeyError, UndecryptableSecret, load_key
 from wasmlet.secrets.service import Secrets
 from wasmlet.store.base import Store
+from wasmlet.store.sqlite import SqliteStore
 
 VALUE = "s3cr3t-value-7f2a91c4"
 
@@ -71,3 +73,37 @@ def test_the_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
     assert not (tmp_path / "unused.key").exists()
     with pytest.raises(SecretKeyError):
         load_key("too-short", path)
+
+
+class _FlakyStore:
+    """A store whose reads of the secrets fail while `down` (unit test of Secrets only)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def fetch_all(self, query: str, /, **params: object) -> list[dict[str, object]]:
+        if self.down:
+            raise DbUnavailable("Database unavailable: test")
+        return self.store.fetch_all(query, **params)
+
+
+def test_while_the_database_is_away_the_last_values_are_served(tmp_path: Path) -> None:
+    now = [0.0]
+    with SqliteStore(tmp_path / "platform.db") as sqlite_store:
+        sqlite_store.migrate()
+        flaky = _FlakyStore(sqlite_store)
+        secrets = Secrets(flaky, SecretBox(os.urandom(32)), clock=lambda: now[0])  # type: ignore[arg-type]
+        with pytest.raises(DbUnavailable):
+            flaky.down = True
+            asyncio.run(secrets.current())
+        flaky.down = False
+        secrets.put([{"name": "A", "value": VALUE}])
+        assert asyncio.run(secrets.current()) == {"A": VALUE}
+        flaky.down = True
+        now[0] += 10
+        assert secrets.cached() is None
+        assert asyncio.run(secrets.current()) == {"A": VALUE}

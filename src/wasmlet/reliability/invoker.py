@@ -49,8 +49,9 @@ STDERR_IN_LOG = 2048
 
 
 class SecretSource(Protocol):
-    def environment(self) -> Mapping[str, str]:
-        """Every secret's name and value; raises if they cannot be opened."""
+    async def current(self) -> Mapping[str, str]:
+        """Every secret's name and value; DbUnavailable when they cannot be read, another
+        exception when they cannot be opened."""
 
 
 class ModuleSource(Protocol):
@@ -151,7 +152,7 @@ class Invoker:
             )
             self._record(request, started, error=refused_open, outcome=None)
             raise refused_open
-        secrets = self._environment(request, started, permit, slot)
+        secrets = await self._environment(request, started, permit, slot)
         self._metrics.in_flight.inc()
         try:
             timeout_ms = self.timeout_ms(function)
@@ -184,13 +185,22 @@ class Invoker:
             outcome=outcome,
         )
 
-    def _environment(
+    async def _environment(
         self, request: InvocationRequest, started: float, permit: Permit, slot: Slot | None
     ) -> Mapping[str, str]:
         if self._secrets is None:
             return {}
         try:
-            return self._secrets.environment()
+            return await self._secrets.current()
+        except DbUnavailable as exc:
+            _release(permit, slot)
+            unavailable = DbUnavailable(
+                f"Database unavailable: the secrets cannot be read ({exc.message})",
+                function=request.function.name,
+                retry_after=self._defaults.retry_after_s,
+            )
+            self._record(request, started, error=unavailable, outcome=None)
+            raise unavailable from exc
         except Exception as exc:
             _release(permit, slot)
             unopened = InternalError(
@@ -200,6 +210,9 @@ class Invoker:
             )
             self._record(request, started, error=unopened, outcome=None)
             raise unopened from exc
+        except BaseException:
+            _release(permit, slot)
+            raise
 
     @property
     def in_flight(self) -> int:

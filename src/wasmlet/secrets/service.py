@@ -10,12 +10,13 @@ before a function can see it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wasmlet.errors import InvalidConfig, NotFound, Problem
+from wasmlet.errors import DbUnavailable, InvalidConfig, NotFound, Problem
 from wasmlet.registry.models import ENV_NAME, RESERVED_ENV_PREFIX
 from wasmlet.secrets.box import SecretBox
 from wasmlet.store import Store
@@ -41,6 +42,7 @@ class Secrets:
         self._on_values = on_values
         self._cached: dict[str, str] | None = None
         self._cached_at = 0.0
+        self._read: asyncio.Task[Mapping[str, str]] | None = None
 
     def put(self, items: object) -> list[dict[str, Any]]:
         """Set each `{"name", "value"}` (new or replacing); the listing after."""
@@ -72,11 +74,41 @@ class Secrets:
             raise NotFound(f"Secret not found: {name[:128]}")
         self._cached = None
 
+    def cached(self) -> Mapping[str, str] | None:
+        """The opened secrets if they are fresh; never touches the database."""
+        if self._cached is not None and self._clock() - self._cached_at <= CACHE_S:
+            return self._cached
+        return None
+
+    async def current(self) -> Mapping[str, str]:
+        """`environment` for the event loop: a fresh cache costs no thread, and the
+        invocations that find it stale share one read in a thread."""
+        hit = self.cached()
+        if hit is not None:
+            return hit
+        if self._read is None:
+            self._read = asyncio.create_task(asyncio.to_thread(self.environment))
+            self._read.add_done_callback(self._read_done)
+        return await asyncio.shield(self._read)
+
+    def _read_done(self, task: asyncio.Task[Mapping[str, str]]) -> None:
+        self._read = None
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter raises it, if any still waits
+
     def environment(self, *, fresh: bool = False) -> Mapping[str, str]:
-        """Every secret, opened; raises `UndecryptableSecret` under another key."""
+        """Every secret, opened; raises `UndecryptableSecret` under another key. While
+        the database is away the last values read are served (DbUnavailable only if
+        there are none), and it is asked again after `CACHE_S`."""
         now = self._clock()
         if fresh or self._cached is None or now - self._cached_at > CACHE_S:
-            rows = self._store.fetch_all("sealed_secrets")
+            try:
+                rows = self._store.fetch_all("sealed_secrets")
+            except DbUnavailable:
+                if self._cached is None:
+                    raise
+                self._cached_at = now
+                return self._cached
             opened = {
                 row["name"]: self._box.open(row["name"], bytes(row["sealed"])) for row in rows
             }
