@@ -25,6 +25,16 @@ if [ -z "${WASMLET_SERVICE_KEY:-}" ] || [ -z "${WASMLET_ANON_KEY:-}" ]; then
   fi
   set -a; . "$dir/keys.env"; set +a
 fi
+# Secrets are sealed with one key: every node must have the same one.
+if [ -z "${WASMLET_SECRETS_KEY:-}" ]; then
+  if [ ! -f "$dir/secrets.env" ]; then
+    umask 077
+    printf 'WASMLET_SECRETS_KEY=%s\n' \
+      "$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')" \
+      > "$dir/secrets.env"
+  fi
+  set -a; . "$dir/secrets.env"; set +a
+fi
 
 pids=()
 stop() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait; }

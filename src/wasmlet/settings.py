@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     port: int = Field(8787, ge=0, le=65535)
     service_key: str | None = None
     anon_key: str | None = None
+    secrets_key: str | None = None
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     default_timeout_ms: int = Field(10_000, ge=1)
@@ -132,6 +133,10 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.data_dir / "keys.json"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.data_dir / "secrets.key"
 
     @classmethod
     def settings_customise_sources(

@@ -37,6 +37,15 @@ def test_db_query_binds_parameters_and_returns_rows(db: Backend, fname: str) -> 
     assert db.app_rows(f"SELECT name FROM {table}") == [("a'b",)]
 
 
+def test_row_count_is_the_affected_count_of_insert_update_delete(db: Backend, fname: str) -> None:
+    table = fname.replace("-", "_")
+    assert sql(db, f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER)").status_code == 200
+    inserted = sql(db, f"INSERT INTO {table} (id, n) VALUES (1, 0), (2, 0), (3, 0)")
+    assert inserted.json() == {"rows": [], "row_count": 3}
+    assert sql(db, f"UPDATE {table} SET n = n + 1 WHERE id < $1", 3).json()["row_count"] == 2
+    assert sql(db, f"DELETE FROM {table}").json() == {"rows": [], "row_count": 3}
+
+
 def test_scenario_4_missing_table_is_500_host_function_error(db: Backend) -> None:
     before = db.server.metric(
         "functions_errors_total", name="sql", error_type="host_function_error"

@@ -41,6 +41,19 @@ def test_parameters_are_bound_and_rows_come_back_as_json(app: AppDb) -> None:
     assert rows == [{"id": 7, "email": "a@b.c"}, {"id": 8, "email": tricky}]
 
 
+def test_row_count_is_the_affected_count_of_writes_and_the_rows_of_reads(app: AppDb) -> None:
+    users(app)
+    inserted = run(app, "INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    assert inserted == {"rows": [], "row_count": 3}
+    assert run(app, "UPDATE users SET email = email || '!' WHERE id > 1")["row_count"] == 2
+    assert run(app, "UPDATE users SET email = 'x' WHERE id > 99")["row_count"] == 0
+    returned = run(app, "UPDATE users SET email = 'y' WHERE id < 3 RETURNING id")
+    assert returned["row_count"] == 2 and len(returned["rows"]) == 2  # type: ignore[arg-type]
+    assert run(app, "SELECT id FROM users WHERE id > 1")["row_count"] == 2
+    assert run(app, "DELETE FROM users WHERE id = 3")["row_count"] == 1
+    assert run(app, "SELECT id FROM users")["row_count"] == 2
+
+
 def test_each_call_commits_on_its_own(app: AppDb) -> None:
     users(app)
     run(app, "INSERT INTO users (id, email) VALUES ($1, $2)", 1, "kept@x")

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.build import wat
@@ -173,3 +174,63 @@ def test_nodes_lists_the_one_sqlite_node(server: ServerProcess) -> None:
     assert lines[0].split()[:3] == ["ID", "ADDRESS", "VERSION"]
     (row,) = lines[1:]
     assert f"127.0.0.1:{server.port}" in row and " live " in row and row.endswith(" *")
+
+
+def test_secrets_set_list_unset_never_print_values(server: ServerProcess, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# comment\nexport CLI_FROM_FILE='file-value-5a8c2e71'\n\nCLI_QUOTED=\"q-value-77e1\"\n"
+    )
+    done = run_cli(server, "secrets", "set", "CLI_ARG=arg-value-0c3d9f12", "--env-file",
+                   str(env_file))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = run_cli(server, "secrets", "list")
+    assert listed.returncode == 0, listed.stderr
+    out = done.stdout + listed.stdout
+    for name in (b"CLI_ARG", b"CLI_FROM_FILE", b"CLI_QUOTED"):
+        assert name in listed.stdout
+    assert b"value" not in out
+    with httpx.Client(base_url=server.url, headers=server.service_headers()) as http:
+        digests = {
+            s["name"]: s["digest"] for s in http.get("/functions/v1/secrets").json()["secrets"]
+        }
+    # The quotes and `export ` are gone: the same value set again keeps its digest.
+    again = run_cli(server, "secrets", "set", "CLI_FROM_FILE=file-value-5a8c2e71")
+    assert again.returncode == 0, again.stderr
+    with httpx.Client(base_url=server.url, headers=server.service_headers()) as http:
+        after = {
+            s["name"]: s["digest"] for s in http.get("/functions/v1/secrets").json()["secrets"]
+        }
+    assert after["CLI_FROM_FILE"] == digests["CLI_FROM_FILE"]
+    assert run_cli(server, "secrets", "unset", "CLI_ARG", "CLI_QUOTED").returncode == 0
+    assert b"CLI_ARG" not in run_cli(server, "secrets", "list").stdout
+    missing = run_cli(server, "secrets", "unset", "CLI_ARG")
+    assert missing.returncode == ExitCode.NOT_FOUND
+    refused = run_cli(server, "secrets", "set", "WASMLET_NOPE=secret-value-1234")
+    assert refused.returncode == ExitCode.INVALID_REQUEST and b"secret-value" not in refused.stderr
+
+
+def _digests(server: ServerProcess) -> dict[str, str]:
+    answer = httpx.get(f"{server.url}/functions/v1/secrets", headers=server.service_headers())
+    return {s["name"]: s["digest"] for s in answer.json()["secrets"]}
+
+
+def test_a_redeploy_with_flags_merges_into_the_deployed_config(
+    server: ServerProcess, fname: str, hello_file: Path
+) -> None:
+    first = '{"env": {"KEEP": "kept"}, "retry": {"max_retries": 1}, "timeout_ms": 1000}'
+    assert run_cli(server, "deploy", fname, str(hello_file), "--config", first).returncode == 0
+    done = run_cli(server, "deploy", fname, str(hello_file), "--timeout-ms", "2000")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["env"] == {"KEEP": "kept"} and config["retry"]["max_retries"] == 1
+    assert config["timeout_ms"] == 2000
+    done = run_cli(server, "deploy", fname, str(hello_file), "--config", '{"public": true}')
+    assert done.returncode == 0, done.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["env"] == {"KEEP": "kept"} and config["public"] is True
+    replaced = run_cli(server, "deploy", fname, str(hello_file), "--memory-mb", "64",
+                       "--replace-config")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["env"] == {} and config["memory_mb"] == 64 and config["timeout_ms"] is None

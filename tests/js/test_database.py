@@ -65,6 +65,24 @@ export async function handler() {
     assert str(row["n"]) == "42" and row["s"] == "héllo" and row["z"] is None
 
 
+def test_row_count_is_the_affected_count_of_writes(db: Backend, fname: str) -> None:
+    table = _table(fname, "counted")
+    db.app_rows(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER)")
+    source = f"""
+export async function handler() {{
+  const inserted = await db.query("INSERT INTO {table} (id, n) VALUES (1, 0), (2, 0), (3, 0)");
+  const updated = await db.query("UPDATE {table} SET n = n + 1 WHERE id < $1", [3]);
+  const returned = await db.query("UPDATE {table} SET n = 9 WHERE id = 3 RETURNING id");
+  const deleted = await db.query("DELETE FROM {table}");
+  return [inserted.rowCount, updated.rowCount, returned.rowCount, deleted.rowCount];
+}}
+"""
+    assert deploy_js(db.server, fname, source).status_code == 201
+    response = db.server.invoke(fname)
+    assert response.status_code == 200, response.text
+    assert response.json() == [3, 2, 1, 3]
+
+
 def test_scenario_4_uncaught_query_error_is_500(db: Backend, fname: str) -> None:
     assert deploy_js(db.server, fname, example("db_query_error")).status_code == 201
     response = db.server.invoke(fname)

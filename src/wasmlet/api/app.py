@@ -21,6 +21,7 @@ from wasmlet.api.routes import (
     nodes,
     observability,
     schedules,
+    secrets,
     system,
 )
 from wasmlet.api.services import Services
@@ -35,9 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings)
+        services = await Services.start(settings, redactor)
         app.state.services = services
-        redactor.add(services.keys.service, services.keys.anon)
         try:
             yield
         finally:
@@ -59,7 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
         from wasmlet.api.routes import faults
 
         app.include_router(faults.router)
-    management = (system, deploy, functions, alerts, jobs, observability, schedules, nodes)
+    management = (
+        system, deploy, functions, alerts, jobs, observability, schedules, nodes, secrets
+    )  # fmt: skip
     for module in management:
         app.include_router(module.router)
     app.state.management_routes = tuple(r for m in management for r in m.router.routes)

@@ -19,7 +19,7 @@ from wasmlet.observability.alerts import WINDOW_S, AlertEvaluator
 from wasmlet.observability.cluster_view import SchedulerBeats, StoreClusterView
 from wasmlet.observability.history import HistoryWriter, open_history
 from wasmlet.observability.history_views import HistoryReader
-from wasmlet.observability.logs import get_logger
+from wasmlet.observability.logs import Redactor, get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.observability.nodes import NodeHeartbeat, NodeIdentity, NodeLoad
 from wasmlet.observability.store_gauges import StoreGauges
@@ -36,6 +36,8 @@ from wasmlet.reliability.slots import FunctionSlots, LocalSlots
 from wasmlet.runtime.compiler import CompileLimits, ModuleCompiler
 from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.pool import WorkerPool
+from wasmlet.secrets.box import SecretBox, load_key
+from wasmlet.secrets.service import Secrets
 from wasmlet.settings import Settings
 from wasmlet.store import Store, open_store
 from wasmlet.triggers.database import TriggerInstaller
@@ -69,17 +71,22 @@ class Services:
     store_gauges: StoreGauges
     compiler: ModuleCompiler
     nodes: NodeHeartbeat
+    secrets: Secrets
     registry_listener: RegistryListener | None = None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
+    async def start(cls, settings: Settings, redactor: Redactor | None = None) -> Services:
         log = get_logger("startup")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keys = load_or_create_keys(settings.keys_path, settings.service_key, settings.anon_key)
+        redactor = redactor or Redactor()
+        redactor.add(keys.service, keys.anon)
+        box = SecretBox(load_key(settings.secrets_key, settings.secrets_key_path))
         store = open_store(
             settings.database_url, settings.platform_db_path, schema=settings.pg_schema
         )
         applied = store.migrate()
+        secrets = Secrets(store, box, clock=time.monotonic, on_values=redactor.add)
         app_db = open_app_database(settings)
         compiler = ModuleCompiler(
             Path(settings.module_cache_dir),
@@ -163,6 +170,8 @@ class Services:
             history=history,
             modules=modules,
             slots=slots,
+            secrets=secrets,
+            scrub=redactor.scrub,
         )
         log.info(
             "server ready",
@@ -229,6 +238,7 @@ class Services:
             history=history, history_reader=HistoryReader(store), store_gauges=store_gauges,
             compiler=compiler, registry_listener=listener,
             nodes=nodes,
+            secrets=secrets,
         )  # fmt: skip
 
     async def close(self) -> None:

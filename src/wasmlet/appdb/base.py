@@ -122,9 +122,19 @@ def collect_rows(cursor: Iterable[tuple[Any, ...]], max_bytes: int) -> list[tupl
     return rows
 
 
-def encode_rows(columns: list[str], rows: list[tuple[Any, ...]], max_bytes: int) -> bytes:
+def row_count(rowcount: int, rows: list[tuple[Any, ...]]) -> int:
+    """The affected count of INSERT/UPDATE/DELETE (with RETURNING too), else the rows returned.
+
+    `rowcount` is the DB-API cursor's: -1 where the driver has no count (SQLite's SELECT, DDL).
+    """
+    return rowcount if rowcount >= 0 else len(rows)
+
+
+def encode_rows(
+    columns: list[str], rows: list[tuple[Any, ...]], count: int, max_bytes: int
+) -> bytes:
     body = json.dumps(
-        {"rows": [dict(zip(columns, row, strict=True)) for row in rows], "row_count": len(rows)},
+        {"rows": [dict(zip(columns, row, strict=True)) for row in rows], "row_count": count},
         default=_json_default,
     ).encode()
     if len(body) > max_bytes:

@@ -29,6 +29,7 @@ from wasmlet.appdb.base import (
     check_sql_size,
     encode_rows,
     function_trigger_prefix,
+    row_count,
     trigger_name,
 )
 from wasmlet.store.postgres import setup_lock
@@ -136,7 +137,8 @@ class PostgresAppDatabase(AppDatabase):
                 cursor.execute(sql_text, [_adapt(p) for p in params], prepare=True)
                 columns = [c.name for c in cursor.description] if cursor.description else []
                 rows = cursor.fetchall() if columns else []
-            return encode_rows(columns, rows, max_bytes)
+                count = row_count(cursor.rowcount, rows)
+            return encode_rows(columns, rows, count, max_bytes)
         except psycopg.errors.QueryCanceled as exc:
             raise QueryError(QueryErrorType.TIMEOUT, "query ran past the function's time") from exc
         except psycopg.errors.InsufficientPrivilege as exc:

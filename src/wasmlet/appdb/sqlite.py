@@ -28,6 +28,7 @@ from wasmlet.appdb.base import (
     collect_rows,
     encode_rows,
     function_trigger_prefix,
+    row_count,
     trigger_name,
 )
 from wasmlet.appdb.sqlite_guard import GuestAuthorizer, harden, is_platform_name
@@ -149,11 +150,12 @@ class SqliteAppDatabase(AppDatabase):
             cursor = conn.execute(sql, {str(i + 1): value for i, value in enumerate(params)})
             columns = [d[0] for d in cursor.description] if cursor.description else []
             rows = collect_rows(cursor, max_bytes) if columns else []
+            count = row_count(cursor.rowcount, rows)
             if conn.in_transaction:
                 if self._as_platform(conn, "PRAGMA schema_version") != schema_version:
                     self._check_namespace(conn)
                 self._as_platform(conn, "COMMIT")
-            return encode_rows(columns, rows, max_bytes)
+            return encode_rows(columns, rows, count, max_bytes)
         except sqlite3.DatabaseError as exc:
             if time.monotonic() > deadline:
                 raise QueryError(

@@ -1,4 +1,4 @@
-"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | keys`."""
+"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | secrets | keys`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from wasmlet.cli.env_file import read_env_file
 from wasmlet.cli.exit_codes import ExitCode, exit_code_for
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
@@ -108,6 +109,11 @@ def _print_json(data: Any) -> None:
 @click.option("--timeout-ms", type=int, default=None)
 @click.option("--memory-mb", type=int, default=None)
 @click.option("--public/--private", default=None, help="Invocable without a key.")
+@click.option(
+    "--replace-config", is_flag=True, default=False,
+    help="Send --config and the flags as the whole config instead of merging them into "
+    "the deployed one.",
+)  # fmt: skip
 @_client_options
 def deploy(
     name: str,
@@ -116,13 +122,16 @@ def deploy(
     timeout_ms: int | None,
     memory_mb: int | None,
     public: bool | None,
+    replace_config: bool,
     url: str,
     key: str | None,
     data_dir: str,
 ) -> None:
     """Deploy WASM_FILE as function NAME (a new version if it exists).
 
-    A .js or .mjs file is deployed as a JavaScript function.
+    A .js or .mjs file is deployed as a JavaScript function. On a redeploy, the fields
+    given with --config and the flags replace those fields of the deployed config and
+    every other field (env, retry, ...) is kept, unless --replace-config.
     """
     config: dict[str, Any] | None = json.loads(config_json) if config_json else None
     for field, value in (("timeout_ms", timeout_ms), ("memory_mb", memory_mb), ("public", public)):
@@ -130,12 +139,25 @@ def deploy(
             config = {**(config or {}), field: value}
     path = Path(wasm_file)
     with _client(url, key, data_dir) as client:
+        if config is not None and not replace_config:
+            config = {**_deployed_config(client, name), **config}
         if path.suffix in (".js", ".mjs"):
             source = path.read_text("utf-8")
             record = client.deploy_javascript(name, source, config, filename=path.name)
         else:
             record = client.deploy(name, path.read_bytes(), config)
     click.echo(f"deployed {record['name']} version {record['version']}")
+
+
+def _deployed_config(client: WasmletClient, name: str) -> dict[str, Any]:
+    """The config `name` runs with now, without the fields left at their default."""
+    try:
+        deployed: dict[str, Any] = client.get(name)["config"]
+    except FunctionError as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return {field: value for field, value in deployed.items() if value is not None}
 
 
 @main.command()
@@ -243,6 +265,58 @@ def nodes(url: str, key: str | None, data_dir: str) -> None:
             f"{n['status']:<6} {n['heartbeat_age_s']:>6.1f} "
             f"{str(n['workers_alive']) + '/' + str(n['workers']):>7} {n['in_flight']:>9}{mark}"
         )
+
+
+@main.group()
+def secrets() -> None:
+    """Project-wide secrets: every function sees them as environment variables."""
+
+
+@secrets.command(name="set")
+@click.argument("pairs", nargs=-1)
+@click.option(
+    "--env-file", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="NAME=VALUE lines (# comments, `export `, quotes allowed); keeps values out of "
+    "shell history.",
+)  # fmt: skip
+@_client_options
+def secrets_set(
+    pairs: tuple[str, ...], env_file: str | None, url: str, key: str | None, data_dir: str
+) -> None:
+    """Set NAME=VALUE... (or those of --env-file); existing names are replaced."""
+    values = read_env_file(Path(env_file)) if env_file else {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.UsageError(f"expected NAME=VALUE, got {name!r} without '='")
+        values[name] = value
+    if not values:
+        raise click.UsageError("nothing to set: give NAME=VALUE or --env-file")
+    with _client(url, key, data_dir) as client:
+        client.set_secrets(values)
+    click.echo(f"set {', '.join(sorted(values))}")
+
+
+@secrets.command(name="list")
+@_client_options
+def secrets_list(url: str, key: str | None, data_dir: str) -> None:
+    """Names, digests and when each was set; never the values."""
+    with _client(url, key, data_dir) as client:
+        listing = client.secrets()
+    click.echo(f"{'NAME':<32} {'DIGEST':<16} UPDATED")
+    for s in listing["secrets"]:
+        click.echo(f"{s['name']:<32} {s['digest'][:16]:<16} {s['updated_at']}")
+
+
+@secrets.command(name="unset")
+@click.argument("names", nargs=-1, required=True)
+@_client_options
+def secrets_unset(names: tuple[str, ...], url: str, key: str | None, data_dir: str) -> None:
+    """Remove NAMES."""
+    with _client(url, key, data_dir) as client:
+        for name in names:
+            client.unset_secret(name)
+    click.echo(f"unset {', '.join(names)}")
 
 
 @main.group()

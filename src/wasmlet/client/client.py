@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -255,6 +255,21 @@ class WasmletClient:
     def schedules(self) -> dict[str, Any]:
         result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/schedules"))
         return result
+
+    def set_secrets(self, secrets: dict[str, str]) -> dict[str, Any]:
+        """Set (or replace) project-wide secrets; `{"secrets": [...]}` after (names,
+        digests, updated times)."""
+        body = json.dumps([{"name": k, "value": v} for k, v in secrets.items()]).encode()
+        result: dict[str, Any] = self._json(_Call("PUT", "/functions/v1/secrets", body, _JSON))
+        return result
+
+    def secrets(self) -> dict[str, Any]:
+        """`{"secrets": [...]}`: every secret's name, digest and updated time; no values."""
+        result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/secrets"))
+        return result
+
+    def unset_secret(self, name: str) -> None:
+        self._json(_Call("DELETE", f"/functions/v1/secrets/{quote(name, safe='')}"))
 
     def nodes(self) -> dict[str, Any]:
         """The nodes serving from the server's database (service key)."""

@@ -73,7 +73,8 @@ int32_t wasmlet_set_header(const char *name_ptr, size_t name_len,
  * or
  *     {"error": {"type": "query_error" | "db_unavailable" | "timeout" |
  *                        "too_large" | "forbidden", "message": "..."}}
- * Fetch it with wasmlet_db_result.
+ * row_count is the number of rows affected by INSERT/UPDATE/DELETE, else the
+ * number of rows returned. Fetch it with wasmlet_db_result.
  */
 WASMLET_IMPORT("db_query")
 int32_t wasmlet_db_query(const char *sql_ptr, size_t sql_len,

@@ -14,7 +14,8 @@ import json
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from wasmlet.errors import (
@@ -23,6 +24,7 @@ from wasmlet.errors import (
     FunctionError,
     FunctionTimeout,
     HostFunctionError,
+    InternalError,
     MemoryLimitExceeded,
     ModuleUnavailable,
     RuntimeCrash,
@@ -44,6 +46,12 @@ from wasmlet.runtime.pool import WorkerPool
 
 MB = 1024 * 1024
 STDERR_IN_LOG = 2048
+
+
+class SecretSource(Protocol):
+    async def current(self) -> Mapping[str, str]:
+        """Every secret's name and value; DbUnavailable when they cannot be read, another
+        exception when they cannot be opened."""
 
 
 class ModuleSource(Protocol):
@@ -95,8 +103,12 @@ class Invoker:
         history: HistoryWriter | None = None,
         modules: ModuleSource | None = None,
         slots: FunctionSlots | None = None,
+        secrets: SecretSource | None = None,
+        scrub: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.breakers = breakers
+        self._secrets = secrets
+        self._scrub = scrub
         self._modules = modules
         self.slots: FunctionSlots = slots or LocalSlots()
         self._history = history
@@ -140,17 +152,20 @@ class Invoker:
             )
             self._record(request, started, error=refused_open, outcome=None)
             raise refused_open
+        secrets = await self._environment(request, started, permit, slot)
         self._metrics.in_flight.inc()
         try:
             timeout_ms = self.timeout_ms(function)
             outcome = await self._pool.run(
-                self._job(request, timeout_ms),
+                self._job(request, timeout_ms, secrets),
                 wait_until=time.monotonic() + timeout_ms / 1000,
             )
         finally:
             _release(permit, slot)
             self._metrics.in_flight.dec()
         failure = self._error_for(function, outcome)
+        if failure is not None:
+            failure.message = self._scrub(failure.message)
         if breaker is not None:
             if outcome.ran:
                 breaker.record(not isinstance(failure, ServerError))
@@ -169,6 +184,35 @@ class Invoker:
             duration_ms=(time.perf_counter() - started) * 1000,
             outcome=outcome,
         )
+
+    async def _environment(
+        self, request: InvocationRequest, started: float, permit: Permit, slot: Slot | None
+    ) -> Mapping[str, str]:
+        if self._secrets is None:
+            return {}
+        try:
+            return await self._secrets.current()
+        except DbUnavailable as exc:
+            _release(permit, slot)
+            unavailable = DbUnavailable(
+                f"Database unavailable: the secrets cannot be read ({exc.message})",
+                function=request.function.name,
+                retry_after=self._defaults.retry_after_s,
+            )
+            self._record(request, started, error=unavailable, outcome=None)
+            raise unavailable from exc
+        except Exception as exc:
+            _release(permit, slot)
+            unopened = InternalError(
+                "Secrets cannot be opened: WASMLET_SECRETS_KEY is not the key they were "
+                "stored with",
+                function=request.function.name,
+            )
+            self._record(request, started, error=unopened, outcome=None)
+            raise unopened from exc
+        except BaseException:
+            _release(permit, slot)
+            raise
 
     @property
     def in_flight(self) -> int:
@@ -237,9 +281,9 @@ class Invoker:
             request_id=request_id,
         )
 
-    def _job(self, request: InvocationRequest, timeout_ms: int) -> Job:
+    def _job(self, request: InvocationRequest, timeout_ms: int, secrets: Mapping[str, str]) -> Job:
         function = request.function
-        env = dict(function.config.env)
+        env = {**secrets, **function.config.env}  # the function's own env wins
         env.update(
             WASMLET_FUNCTION=function.name,
             WASMLET_VERSION=str(function.version),
@@ -330,7 +374,7 @@ class Invoker:
                 request.request_id, name, version, trigger, attempt, status, duration_s, error,
                 outcome,
             )  # fmt: skip
-            self._history.record(entry)
+            self._history.record(self._scrubbed(entry))
         if error is None:
             self._log.info("invocation succeeded", error=None, **fields)
             return
@@ -346,6 +390,16 @@ class Invoker:
             error=f"{error.status} {error.message}",
             error_type=error.type,
             **fields,
+        )
+
+    def _scrubbed(self, entry: InvocationEntry) -> InvocationEntry:
+        """What a function wrote, with every secret and key masked, as the log lines are."""
+        scrub = self._scrub
+        return replace(
+            entry,
+            stderr=scrub(entry.stderr.decode("utf-8", "replace")).encode() if entry.stderr else b"",
+            logs=tuple((level, scrub(text)) for level, text in entry.logs),
+            error_message=scrub(entry.error_message) if entry.error_message else None,
         )
 
 

@@ -1,0 +1,1 @@
+"""Project-wide secrets: encrypted at rest, handed to functions as environment variables."""
