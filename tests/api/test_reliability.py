@@ -166,7 +166,9 @@ def test_redrive_of_1000_dead_letters_after_a_fix(db: Backend, fname: str) -> No
 
 def test_breaker_opens_refuses_probes_and_closes(db: Backend, fname: str) -> None:
     table, record = attempts_table(db)
-    breaker = {"min_calls": 4, "failure_rate": 0.5, "window_s": 60, "cooldown_s": 1.5}
+    # A cool-down long enough that a loaded machine's next call still lands inside it.
+    cooldown_s = 8.0
+    breaker = {"min_calls": 4, "failure_rate": 0.5, "window_s": 60, "cooldown_s": cooldown_s}
     deploy_flaky(db, fname, {"RECORD_SQL": record, "MODE": "crash"}, circuit_breaker=breaker)
     server = db.server
     for _ in range(4):
@@ -183,14 +185,14 @@ def test_breaker_opens_refuses_probes_and_closes(db: Backend, fname: str) -> Non
     assert server.metric("functions_circuit_state", name=fname) == 2
     server.wait_for_log(operation="circuit_breaker", function=fname, state="open")
 
-    time.sleep(1.6)
+    time.sleep(cooldown_s + 0.2)
     assert server.invoke(fname, b"probe").status_code == 500  # the probe fails...
     assert server.invoke(fname, b"x").status_code == 503  # ...so it opens again
     assert len(db.app_rows(f"SELECT at FROM {table}")) == 5
 
     deploy_flaky(db, fname, {"RECORD_SQL": record, "MODE": "ok"}, circuit_breaker=breaker)
     queued = invoke_async(server, fname, b"queued while open")
-    time.sleep(1.6)
+    time.sleep(cooldown_s + 0.2)
     assert server.invoke(fname, b"probe").status_code == 200  # the probe succeeds
     assert server.invoke(fname, b"x").status_code == 200
     server.wait_for_log(operation="circuit_breaker", function=fname, state="closed")
