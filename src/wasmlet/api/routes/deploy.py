@@ -18,14 +18,13 @@ from starlette.formparsers import MultiPartException
 from wasmlet.api.auth import require_service_key
 from wasmlet.api.javascript import package_fields, runtime_of, source_text
 from wasmlet.api.openapi import errors
-from wasmlet.api.routes.deps import read_body, services_of
+from wasmlet.api.routes.deps import parse_json, read_body, services_of
 from wasmlet.errors import (
     FunctionError,
     InvalidConfig,
     InvalidPayload,
     InvalidTrigger,
     InvalidWasm,
-    Problem,
     quoted,
 )
 from wasmlet.observability.logs import get_logger
@@ -121,13 +120,7 @@ async def deploy(request: Request) -> JSONResponse:
 
 def _json_fields(body: bytes, fields: dict[str, Any]) -> None:
     """Fill `fields` from a JSON deploy body; the name first, so a refusal can name it."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
-        raise InvalidPayload(
-            f"Malformed deploy request: {problem.problem}", problems=[problem]
-        ) from exc
+    data = parse_json(body, InvalidPayload, "Malformed deploy request")
     if not isinstance(data, dict):
         raise InvalidPayload("Malformed deploy request: expected a JSON object")
     _check_known(data)

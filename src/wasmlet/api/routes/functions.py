@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,10 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import CONFIG_CHANGES_REF, errors
-from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import InvalidConfig, Problem
+from wasmlet.api.routes.deps import parse_json, read_body, services_of
+from wasmlet.errors import InvalidConfig
 from wasmlet.observability.logs import get_logger
-from wasmlet.validation import json_problem
 
 router = APIRouter(tags=["functions"])
 
@@ -45,13 +43,7 @@ async def update_function(request: Request, name: str) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
     body = await read_body(request, 1024 * 1024)
-    try:
-        changes = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
-        raise InvalidConfig(
-            f"Invalid function configuration: {problem.problem}", problems=[problem]
-        ) from exc
+    changes = parse_json(body or b"{}", InvalidConfig, "Invalid function configuration")
     if not isinstance(changes, dict):
         raise InvalidConfig("Invalid function configuration: expected a JSON object")
     field = ""

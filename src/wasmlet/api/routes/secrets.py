@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,12 +9,11 @@ from starlette.concurrency import run_in_threadpool
 
 from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import errors
-from wasmlet.api.routes.deps import read_body, services_of
-from wasmlet.errors import InvalidConfig, Problem
+from wasmlet.api.routes.deps import parse_json, read_body, services_of
+from wasmlet.errors import InvalidConfig
 from wasmlet.observability.logs import get_logger
 from wasmlet.registry.models import ENV_NAME
 from wasmlet.secrets.service import MAX_PUT, MAX_SECRETS, MAX_SECRETS_BYTES
-from wasmlet.validation import json_problem
 
 router = APIRouter(tags=["secrets"])
 MAX_BODY = 256 * 1024
@@ -57,11 +55,7 @@ async def put_secrets(request: Request) -> dict[str, Any]:
     services = services_of(request)
     require_service_key(request, services.keys)
     body = await read_body(request, MAX_BODY)
-    try:
-        items = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problem = Problem("body", f"the body is not JSON: {json_problem(exc)}")
-        raise InvalidConfig(f"Invalid secrets: {problem.problem}", problems=[problem]) from exc
+    items = parse_json(body, InvalidConfig, "Invalid secrets")
     listing = await run_in_threadpool(services.secrets.put, items)
     get_logger("secrets").info(
         "secrets set", names=sorted({i["name"] for i in items if isinstance(i, dict)})
