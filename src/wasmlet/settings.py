@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     service_key: str | None = None
     anon_key: str | None = None
     secrets_key: str | None = None
+    # User JWTs (api/users.py; docs/operations.md, "Users: JWT verification").
+    jwt_secret: str | None = Field(None, min_length=32)
+    jwt_jwks_url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
+    jwt_jwks_file: Path | None = None
+    jwt_audience: str = "authenticated"  # empty: aud is not checked
+    jwt_issuer: str | None = None
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300)
+    jwt_jwks_refresh_s: float = Field(300.0, ge=10, le=DAY)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
     default_timeout_ms: int = Field(10_000, ge=1)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmlet
+from wasmlet.api.jwt_verifier import JwtVerifier
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
+from wasmlet.api.users import user_verifier
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
 from wasmlet.observability.alert_rules import RULES, AlertThresholds, platform_rules
@@ -72,6 +74,7 @@ class Services:
     compiler: ModuleCompiler
     nodes: NodeHeartbeat
     secrets: Secrets
+    users: JwtVerifier
     registry_listener: RegistryListener | None = None
 
     @classmethod
@@ -80,7 +83,7 @@ class Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keys = load_or_create_keys(settings.keys_path, settings.service_key, settings.anon_key)
         redactor = redactor or Redactor()
-        redactor.add(keys.service, keys.anon)
+        redactor.add(keys.service, keys.anon, settings.jwt_secret)
         box = SecretBox(load_key(settings.secrets_key, settings.secrets_key_path))
         store = open_store(
             settings.database_url, settings.platform_db_path, schema=settings.pg_schema
@@ -239,6 +242,7 @@ class Services:
             compiler=compiler, registry_listener=listener,
             nodes=nodes,
             secrets=secrets,
+            users=user_verifier(settings),
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -258,6 +262,7 @@ class Services:
             await asyncio.to_thread(self.history.close)
         self.gateway.close()
         await self.outbound.aclose()
+        await self.users.aclose()
         self.compiler.close()
         self.store.close()
 

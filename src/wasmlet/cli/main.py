@@ -110,6 +110,10 @@ def _print_json(data: Any) -> None:
 @click.option("--memory-mb", type=int, default=None)
 @click.option("--public/--private", default=None, help="Invocable without a key.")
 @click.option(
+    "--verify-jwt/--no-verify-jwt", default=None,
+    help="Verify a user JWT in Authorization (the default) or ignore it.",
+)  # fmt: skip
+@click.option(
     "--replace-config", is_flag=True, default=False,
     help="Send --config and the flags as the whole config instead of merging them into "
     "the deployed one.",
@@ -122,6 +126,7 @@ def deploy(
     timeout_ms: int | None,
     memory_mb: int | None,
     public: bool | None,
+    verify_jwt: bool | None,
     replace_config: bool,
     url: str,
     key: str | None,
@@ -134,7 +139,11 @@ def deploy(
     every other field (env, retry, ...) is kept, unless --replace-config.
     """
     config: dict[str, Any] | None = json.loads(config_json) if config_json else None
-    for field, value in (("timeout_ms", timeout_ms), ("memory_mb", memory_mb), ("public", public)):
+    flags = {
+        "timeout_ms": timeout_ms, "memory_mb": memory_mb, "public": public,
+        "verify_jwt": verify_jwt,
+    }  # fmt: skip
+    for field, value in flags.items():
         if value is not None:
             config = {**(config or {}), field: value}
     path = Path(wasm_file)

@@ -69,6 +69,7 @@ class InvocationEntry:
     stderr: bytes = b""
     stderr_truncated: bool = False
     logs: tuple[tuple[str, str], ...] = ()
+    user_id: str | None = None
 
     @classmethod
     def ended_now(
@@ -82,6 +83,7 @@ class InvocationEntry:
         duration_s: float,
         error: FunctionError | None = None,
         outcome: Outcome | None = None,
+        user_id: str | None = None,
     ) -> InvocationEntry:
         """An invocation that ended just now, after `duration_s`."""
         ended_at = time.time()
@@ -100,6 +102,7 @@ class InvocationEntry:
             stderr=outcome.stderr if outcome is not None else b"",
             stderr_truncated=outcome.stderr_truncated if outcome is not None else False,
             logs=tuple(outcome.logs) if outcome is not None else (),
+            user_id=user_id,
         )
 
     def log_lines(self) -> list[tuple[str, str, str]]:
@@ -224,6 +227,7 @@ class HistoryWriter:
                     "duration_ms": entry.duration_ms,
                     "started_at": entry.started_at,
                     "log_lines": len(entry_lines),
+                    "user_id": _clean(entry.user_id),
                 }
             )
             for level, source, message in entry_lines:

@@ -91,6 +91,7 @@ class InvocationQuery:
     status: tuple[int, int] = (0, 999)
     error_type: str | None = None
     request_id: str | None = None
+    user_id: str | None = None
     before: int | None = None
     limit: int = 100
 
@@ -122,6 +123,7 @@ def _invocation(row: Row) -> dict[str, Any]:
         "duration_ms": float(row["duration_ms"]),
         "started_at": iso(float(row["started_at"])),
         "log_lines": row["log_lines"],
+        "user_id": row["user_id"],
     }
 
 
@@ -168,6 +170,7 @@ class HistoryReader:
             status_max=query.status[1],
             error_type=query.error_type,
             request_id=query.request_id,
+            user_id=query.user_id,
             limit=query.limit,
         )
         cursor = int(rows[-1]["seq"]) if len(rows) == query.limit else None

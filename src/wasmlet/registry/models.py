@@ -102,6 +102,7 @@ class FunctionConfig(BaseModel):
     memory_mb: int | None = Field(None, ge=1, le=MAX_MEMORY_MB)
     max_concurrency: int | None = Field(None, ge=1, le=MAX_CONCURRENCY)
     public: bool = False
+    verify_jwt: bool = True
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     content_type: ContentType | None = None
     response_content_type: str = "text/plain; charset=utf-8"

@@ -372,7 +372,7 @@ class Invoker:
             version, trigger, attempt = request.function.version, request.trigger, request.attempt
             entry = InvocationEntry.ended_now(
                 request.request_id, name, version, trigger, attempt, status, duration_s, error,
-                outcome,
+                outcome, request.user_id,
             )  # fmt: skip
             self._history.record(self._scrubbed(entry))
         if error is None:

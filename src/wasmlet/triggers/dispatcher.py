@@ -188,6 +188,7 @@ class Dispatcher:
             path=str(meta.get("path", "/")),
             query=str(meta.get("query", "")),
             headers=meta.get("headers") or {"content-type": "application/json"},
+            user_id=_user_id(meta),
             attempt=job.attempts,
         )
         try:
@@ -360,3 +361,9 @@ def _committed_at(payload: bytes) -> float | None:
         return None
     value = data.get("committed_at", data.get("scheduled_at_epoch"))
     return float(value) if isinstance(value, int | float) else None
+
+
+def _user_id(meta: dict[str, Any]) -> str | None:
+    """The user an asynchronous HTTP call was verified for (the route checked the JWT)."""
+    user_id = meta.get("user_id")
+    return user_id if isinstance(user_id, str) else None

@@ -22,6 +22,7 @@ from wasmlet.api.auth import may_invoke
 from wasmlet.api.openapi import FUNCTION_OUTCOMES, errors
 from wasmlet.api.request_id import request_id_of
 from wasmlet.api.routes.deps import read_body, services_of
+from wasmlet.api.users import guest_headers, identify
 from wasmlet.errors import (
     FunctionError,
     FunctionNotFound,
@@ -38,7 +39,6 @@ from wasmlet.validation import json_problem
 
 router = APIRouter(tags=["invoke"])
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
-_HIDDEN_HEADERS = frozenset({"authorization", "apikey", "cookie"})
 
 _INVOKE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **errors(400, 401, 404, 413, 429, *FUNCTION_OUTCOMES, function_outcomes=True),
@@ -141,6 +141,10 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             raise Unauthorized("Missing or invalid API key")
         if record is None or not record.enabled:
             raise FunctionNotFound(f"Function not found: {name}", function=name)
+        identity = await identify(
+            request.headers.get("authorization"), services.keys, services.users,
+            verify_jwt=record.config.verify_jwt,
+        )  # fmt: skip
         payload = await read_body(request, services.settings.max_payload_bytes)
         _check_payload(record, payload)
     except FunctionError as refused:
@@ -148,9 +152,9 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             name, refused, request_id_of(request.scope), known=record is not None
         )
         raise
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS}
+    headers = guest_headers(request.headers.items(), identity)
     if _wants_async(request):
-        return await _enqueue(request, record, payload, path, headers)
+        return await _enqueue(request, record, payload, path, headers, identity.user_id)
     result = await services.invoker.invoke(
         InvocationRequest(
             function=record,
@@ -161,6 +165,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             path=path,
             query=request.url.query,
             headers=headers,
+            user_id=identity.user_id,
         )
     )
     response = Response(content=result.body, status_code=result.status)
@@ -194,7 +199,12 @@ def _wants_async(request: Request) -> bool:
 
 
 async def _enqueue(
-    request: Request, record: FunctionRecord, payload: bytes, path: str, headers: dict[str, str]
+    request: Request,
+    record: FunctionRecord,
+    payload: bytes,
+    path: str,
+    headers: dict[str, str],
+    user_id: str | None,
 ) -> Response:
     """Asynchronous invocation: durable, retried by the function's policy, 202 at once.
 
@@ -207,7 +217,7 @@ async def _enqueue(
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "async"])
     meta = {
         "method": request.method, "path": path, "query": query, "headers": headers,
-        "request_id": request_id,
+        "request_id": request_id, "user_id": user_id,
     }  # fmt: skip
     await run_in_threadpool(
         services.queue.enqueue,

@@ -60,7 +60,8 @@ async def get_invocation(request: Request, invocation_id: str) -> dict[str, Any]
     if row is None:
         raise NotFound(f"No invocation {invocation_id}")
     view = _entry(row, with_payload=False)
-    view["request_id"] = _request_id(row["request_meta"])
+    view["request_id"] = _meta_field(row["request_meta"], "request_id")
+    view["user_id"] = _meta_field(row["request_meta"], "user_id")
     view["status"] = row["status"]
     view["finished_at"] = row["finished_at"]
     done = row["status"] == JobStatus.DONE
@@ -70,11 +71,12 @@ async def get_invocation(request: Request, invocation_id: str) -> dict[str, Any]
     return view
 
 
-def _request_id(meta: str | None) -> str | None:
-    """The caller's request id of an asynchronous HTTP call (None for other triggers)."""
+def _meta_field(meta: str | None, field: str) -> str | None:
+    """The caller's request id, or the verified user, of an asynchronous HTTP call (None
+    for other triggers)."""
     if not meta:
         return None
-    value = json.loads(meta).get("request_id")
+    value = json.loads(meta).get(field)
     return str(value) if value else None
 
 

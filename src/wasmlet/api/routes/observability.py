@@ -104,18 +104,21 @@ async def function_invocations(
     ),
     error_type: str | None = None,
     request_id: str | None = None,
+    user_id: str | None = Query(None, description="only this user's (a JWT's sub)"),
     before: int | None = Query(
         None, ge=0, le=MAX_CURSOR, description="cursor from the previous page"
     ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Invocations, newest first: sync and async, refused ones too, with their outcome."""
+    """Invocations, newest first: sync and async, refused ones too, with their outcome
+    and the user each was for (`user_id`, the verified JWT's `sub`; null without one)."""
     services = services_of(request)
     require_service_key(request, services.keys)
     query = InvocationQuery(
         status=status_range(status),
         error_type=error_type or None,
         request_id=request_id or None,
+        user_id=user_id or None,
         before=before,
         limit=limit,
     )

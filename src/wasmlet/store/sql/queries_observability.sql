@@ -2,9 +2,9 @@
 
 -- name: insert_invocation
 INSERT INTO invocations (id, function_name, version, trigger_kind, attempt, status, error_type,
-                         error_message, duration_ms, started_at, log_lines)
+                         error_message, duration_ms, started_at, log_lines, user_id)
 VALUES (:id, :function_name, :version, :trigger_kind, :attempt, :status, :error_type, :error,
-        :duration_ms, :started_at, :log_lines);
+        :duration_ms, :started_at, :log_lines, :user_id);
 
 -- name: insert_log_line
 INSERT INTO function_logs (function_name, invocation_id, attempt, at, severity, level, source,
@@ -71,13 +71,14 @@ SELECT MAX(seq) AS seq FROM function_logs WHERE function_name = :function_name;
 -- name: list_invocations
 -- Newest first; before is a cursor (the seq of the last row of the previous page).
 SELECT seq, id, function_name, version, trigger_kind, attempt, status, error_type,
-       error_message, duration_ms, started_at, log_lines
+       error_message, duration_ms, started_at, log_lines, user_id
 FROM invocations
 WHERE function_name = :function_name
   AND seq < :before
   AND status BETWEEN :status_min AND :status_max
   AND (CAST(:error_type AS TEXT) IS NULL OR error_type = :error_type)
   AND (CAST(:request_id AS TEXT) IS NULL OR id = :request_id)
+  AND (CAST(:user_id AS TEXT) IS NULL OR user_id = :user_id)
 ORDER BY seq DESC
 LIMIT :limit;
 
