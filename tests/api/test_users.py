@@ -228,7 +228,7 @@ def test_supabase_client_with_a_user_session(setup: Setup, fname: str) -> None:
         )
         client.set_auth(hs256(claims("supabase-user")))
         data = client.invoke(fname, {"body": {}, "responseType": "json"})
-    assert data["user"] == "supabase-user"
+    assert isinstance(data, dict) and data["user"] == "supabase-user"
 
 
 def test_verify_jwt_is_validated_in_deploy_and_patch(setup: Setup, fname: str) -> None:
