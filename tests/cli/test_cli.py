@@ -234,3 +234,18 @@ def test_a_redeploy_with_flags_merges_into_the_deployed_config(
     assert replaced.returncode == 0, replaced.stderr
     config = json.loads(run_cli(server, "get", fname).stdout)["config"]
     assert config["env"] == {} and config["memory_mb"] == 64 and config["timeout_ms"] is None
+
+
+def test_deploy_verify_jwt_flags_merge_into_the_config(
+    server: ServerProcess, fname: str, hello_file: Path
+) -> None:
+    done = run_cli(server, "deploy", fname, str(hello_file), "--no-verify-jwt")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(run_cli(server, "get", fname).stdout)["config"]["verify_jwt"] is False
+    done = run_cli(server, "deploy", fname, str(hello_file), "--timeout-ms", "2000")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(run_cli(server, "get", fname).stdout)["config"]
+    assert config["verify_jwt"] is False and config["timeout_ms"] == 2000
+    done = run_cli(server, "deploy", fname, str(hello_file), "--verify-jwt")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(run_cli(server, "get", fname).stdout)["config"]["verify_jwt"] is True
