@@ -44,7 +44,7 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
         "attempt": 1, "status": 500, "duration_ms": 1.5, "started_at": 1.0, "log_lines": 1,
         "invocation_id": "j", "at": 1.0, "severity": 20, "level": "info", "source": "stderr",
         "message": "m", "keep": 10, "cutoff": 0.5, "min_severity": 0, "since": None,
-        "request_id": None, "after": 0, "before": 100, "status_min": 0,
+        "request_id": None, "user_id": None, "after": 0, "before": 100, "status_min": 0,
         "status_max": 999,
         # schedules (queries_schedules.sql)
         "schedule_id": "s", "cron": "* * * * *", "timezone": "UTC", "catch_up": "latest",
