@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from wasmlet.backoff import Backoff
+
 
 @dataclass(frozen=True, slots=True)
 class RetryDecision:
@@ -28,9 +30,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay after failed attempt number `attempt` (0-based), jitter included."""
-        base = min(self.base_delay_s * self.multiplier**attempt, self.max_delay_s)
-        spread = base * self.jitter
-        return max(0.0, base + self.rng.uniform(-spread, spread))
+        policy = Backoff(self.base_delay_s, self.max_delay_s, self.multiplier, self.jitter)
+        return policy.delay(attempt, self.rng)
 
     def decide(
         self, attempt: int, status: int | None, retry_after: float | None = None
