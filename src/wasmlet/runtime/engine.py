@@ -15,7 +15,7 @@ import wasmtime
 from wasmlet.runtime.wasmtime_compat import use_pooling_allocator
 
 # Bump when the engine configuration or the deploy-time instrumentation changes.
-ENGINE_LAYOUT = 2
+ENGINE_LAYOUT = 3
 MAX_WASM_STACK = 1 << 20
 # An executor runs one instance at a time; a few spare slots cover stores that
 # Python frees a little late.

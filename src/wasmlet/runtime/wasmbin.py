@@ -2,7 +2,9 @@
 
 LEB128 integers, names, sections, and a reader that can step over constant
 expressions (see the WebAssembly core specification, "Binary Format"). Errors in
-the input are `WasmBinaryError`.
+the input are `WasmBinaryError`. The input is treated as hostile: every read is
+bounded by the end it was given, a LEB128 number longer than its type allows is an
+error, and nothing is read twice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAGIC = b"\0asm\x01\0\0\0"
-CUSTOM, IMPORT, MEMORY, GLOBAL, EXPORT, START, CODE, DATA, DATACOUNT = 0, 2, 5, 6, 7, 8, 10, 11, 12
+CUSTOM, TYPE, IMPORT, FUNCTION, TABLE, MEMORY, GLOBAL, EXPORT = 0, 1, 2, 3, 4, 5, 6, 7
+START, ELEMENT, CODE, DATA, DATACOUNT, TAG = 8, 9, 10, 11, 12, 13
+# Where each known section goes: the binary format fixes this order.
+SECTION_ORDER = (TYPE, IMPORT, FUNCTION, TABLE, MEMORY, TAG, GLOBAL, EXPORT, START, ELEMENT,
+                 DATACOUNT, CODE, DATA)  # fmt: skip
+MAX_LEB32 = 5  # bytes of a LEB128 u32 / s32 / s33
+MAX_LEB64 = 10  # bytes of a LEB128 u64 / s64
 I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
 END = 0x0B
 
@@ -72,14 +80,29 @@ class Reader:
         return value
 
     def uleb(self) -> int:
-        return self._leb(signed=False)
+        """An unsigned 32-bit LEB128 number (a count, an index, a size)."""
+        pos = self.pos
+        if pos < self.end and self.data[pos] < 0x80:  # one byte: most of them
+            self.pos = pos + 1
+            return self.data[pos]
+        return self._leb(signed=False, max_bytes=MAX_LEB32)
+
+    def uleb64(self) -> int:
+        """An unsigned 64-bit LEB128 number (a memory64 offset or limit)."""
+        return self._leb(signed=False, max_bytes=MAX_LEB64)
 
     def sleb(self) -> int:
-        return self._leb(signed=True)
+        """A signed LEB128 number of up to 64 bits."""
+        pos = self.pos
+        if pos < self.end and self.data[pos] < 0x80:
+            self.pos = pos + 1
+            byte = self.data[pos]
+            return byte - 0x80 if byte & 0x40 else byte
+        return self._leb(signed=True, max_bytes=MAX_LEB64)
 
-    def _leb(self, *, signed: bool) -> int:
+    def _leb(self, *, signed: bool, max_bytes: int) -> int:
         result = shift = 0
-        while True:
+        for _ in range(max_bytes):
             byte = self.byte()
             result |= (byte & 0x7F) << shift
             shift += 7
@@ -87,6 +110,7 @@ class Reader:
                 if signed and byte & 0x40:
                     result -= 1 << shift
                 return result
+        raise WasmBinaryError(f"a LEB128 number longer than {max_bytes} bytes")
 
     def take(self, count: int) -> bytes:
         if self.pos + count > self.end:
@@ -96,12 +120,19 @@ class Reader:
         return chunk
 
     def name(self) -> str:
-        return self.take(self.uleb()).decode("utf-8")
+        raw = self.take(self.uleb())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WasmBinaryError(f"a name is not UTF-8 ({exc.reason})") from exc
 
     def limits(self) -> tuple[int, int, int | None]:
+        """A memory's or table's limits: flags (bit 0: a maximum follows, bit 2: 64-bit),
+        minimum, maximum."""
         flags = self.byte()
-        minimum = self.uleb()
-        maximum = self.uleb() if flags & 1 else None
+        read = self.uleb64 if flags & 0x04 else self.uleb
+        minimum = read()
+        maximum = read() if flags & 1 else None
         return flags, minimum, maximum
 
     def skip_const_expr(self) -> None:
