@@ -90,6 +90,7 @@ class Dispatcher:
         self._channel = channel
         self._wake = asyncio.Event()
         self._rng = random.Random()
+        self.outage = Streak(OUTAGE_BACKOFF, self._rng)  # ticks failed in a row
         self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
         self._held: set[str] = set()  # ids of the jobs this node runs: their leases are renewed
@@ -118,7 +119,7 @@ class Dispatcher:
         self._wake.set()
 
     async def _loop(self) -> None:
-        outage = Streak(OUTAGE_BACKOFF, self._rng)
+        outage = self.outage
         while True:
             try:
                 await self._tick()
