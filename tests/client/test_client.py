@@ -186,3 +186,23 @@ def test_async_client_and_async_invocations(server: ServerProcess, fname: str) -
         state = c.invocation(invocation_id)
         assert state["result"]["body"]["text"] == "queued"
         assert state["request_id"] and state["request_id"] != invocation_id
+
+
+def test_the_async_client_reads_errors_and_resends_the_same_way() -> None:
+    page = Reply(502, b"<html>bad gateway</html>", {"content-type": "text/html"})
+
+    async def run(url: str, timeout_s: float) -> BaseException:
+        async with AsyncWasmletClient(url, "k", timeout_s=timeout_s, retry=FAST) as c:
+            try:
+                await c.invoke("anything", b"payload")
+            except Exception as exc:
+                return exc
+        raise AssertionError("the call succeeded")
+
+    with scripted_server(page) as proxy:
+        error = asyncio.run(run(proxy.url, 10.0))
+        assert isinstance(error, UnexpectedResponse) and error.status == 502
+        assert proxy.count("POST") == 1
+    with scripted_server(Reply(200, b"late", delay_s=1.0)) as slow:
+        assert isinstance(asyncio.run(run(slow.url, 0.2)), ResponseLost)
+        assert slow.count("POST") == 1

@@ -57,12 +57,15 @@ def _handler(script: Scripted) -> type[BaseHTTPRequestHandler]:
             reply = script.next_reply(self.command, self.path)
             if reply.delay_s:
                 time.sleep(reply.delay_s)
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
+            try:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up waiting, as tested
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer  # noqa: N815
 
