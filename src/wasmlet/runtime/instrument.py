@@ -28,8 +28,12 @@ from wasmlet.runtime.wasmbin import (
     GLOBAL,
     I32,
     IMPORT,
+    IMPORT_FUNCTION,
+    IMPORT_GLOBAL,
+    IMPORT_MEMORY,
     MAGIC,
     MEMORY,
+    MEMORY64,
     SECTION_ORDER,
     TYPE,
     Reader,
@@ -39,6 +43,7 @@ from wasmlet.runtime.wasmbin import (
     encode_section,
     encode_sleb,
     encode_uleb,
+    imports,
     sections,
 )
 from wasmlet.runtime.wasmcode import memory_grow_sites
@@ -50,7 +55,6 @@ REFUSED_GROWTH_GLOBAL = RESERVED_PREFIX + "grow_refused"
 
 _FUNC_TYPE = 0x60
 _GROW_TYPE = bytes([_FUNC_TYPE, 1, I32, 1, I32])  # (param i32) (result i32)
-_MEMORY64 = 0x04
 
 
 @dataclass(slots=True)
@@ -113,13 +117,13 @@ def _read_layout(wasm: bytes, found: list[Section]) -> _Layout:
         if section.id == TYPE:
             layout.types = _count_types(reader)
         elif section.id == IMPORT:
-            _read_imports(reader, layout)
+            _read_imports(wasm, section, layout)
         elif section.id == FUNCTION:
             layout.functions = reader.uleb()
         elif section.id == GLOBAL:
             layout.globals = reader.uleb()
         elif section.id == MEMORY and layout.memory0_64bit is None and reader.uleb():
-            layout.memory0_64bit = bool(reader.limits()[0] & _MEMORY64)
+            layout.memory0_64bit = bool(reader.limits()[0] & MEMORY64)
     return layout
 
 
@@ -148,47 +152,26 @@ def _skip_subtype(reader: Reader) -> None:
     if kind == _FUNC_TYPE:
         for _ in range(2):  # parameters, results
             for _ in range(reader.uleb()):
-                _skip_valtype(reader)
+                reader.skip_valtype()
     elif kind == 0x5F:  # struct
         for _ in range(reader.uleb()):
-            _skip_valtype(reader)
+            reader.skip_valtype()
             reader.byte()
     elif kind == 0x5E:  # array
-        _skip_valtype(reader)
+        reader.skip_valtype()
         reader.byte()
     else:
         raise WasmBinaryError(f"unsupported type form 0x{kind:02x}")
 
 
-def _skip_valtype(reader: Reader) -> None:
-    if reader.byte() in (0x63, 0x64):  # (ref null ht), (ref ht)
-        reader.sleb()
-
-
-def _read_imports(reader: Reader, layout: _Layout) -> None:
-    for _ in range(reader.uleb()):
-        reader.name()
-        reader.name()
-        kind = reader.byte()
-        if kind == 0:  # function
-            reader.uleb()
+def _read_imports(wasm: bytes, section: Section, layout: _Layout) -> None:
+    for entry in imports(wasm, section):
+        if entry.kind == IMPORT_FUNCTION:
             layout.imported_functions += 1
-        elif kind == 1:  # table
-            _skip_valtype(reader)
-            reader.limits()
-        elif kind == 2:  # memory
-            flags = reader.limits()[0]
-            if layout.memory0_64bit is None:
-                layout.memory0_64bit = bool(flags & _MEMORY64)
-        elif kind == 3:  # global
-            _skip_valtype(reader)
-            reader.byte()
+        elif entry.kind == IMPORT_GLOBAL:
             layout.imported_globals += 1
-        elif kind == 4:  # tag
-            reader.byte()
-            reader.uleb()
-        else:
-            raise WasmBinaryError(f"unknown import kind {kind}")
+        elif entry.kind == IMPORT_MEMORY and layout.memory0_64bit is None:
+            layout.memory0_64bit = bool(entry.memory_flags & MEMORY64)
 
 
 def _rewrite_code(wasm: bytes, code: Section, grow: int, flag: int) -> bytes | None:

@@ -21,6 +21,9 @@ SECTION_ORDER = (TYPE, IMPORT, FUNCTION, TABLE, MEMORY, TAG, GLOBAL, EXPORT, STA
 MAX_LEB32 = 5  # bytes of a LEB128 u32 / s32 / s33
 MAX_LEB64 = 10  # bytes of a LEB128 u64 / s64
 I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
+REF, REF_NULL = 0x64, 0x63  # (ref ht), (ref null ht): a heap type follows
+IMPORT_FUNCTION, IMPORT_TABLE, IMPORT_MEMORY, IMPORT_GLOBAL, IMPORT_TAG = 0, 1, 2, 3, 4
+MEMORY64 = 0x04  # in a memory's limits flags
 END = 0x0B
 
 
@@ -126,6 +129,11 @@ class Reader:
         except UnicodeDecodeError as exc:
             raise WasmBinaryError(f"a name is not UTF-8 ({exc.reason})") from exc
 
+    def skip_valtype(self) -> None:
+        """Step over a value type: one byte, or a reference type and its heap type."""
+        if self.byte() in (REF, REF_NULL):
+            self.sleb()
+
     def limits(self) -> tuple[int, int, int | None]:
         """A memory's or table's limits: flags (bit 0: a maximum follows, bit 2: 64-bit),
         minimum, maximum."""
@@ -149,8 +157,8 @@ class Reader:
                 self.take(8)
             elif op in (0x23, 0xD2):  # global.get, ref.func
                 self.uleb()
-            elif op == 0xD0:  # ref.null
-                self.byte()
+            elif op == 0xD0:  # ref.null: a heap type
+                self.sleb()
             elif op in (0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E):  # extended-const arithmetic
                 continue
             elif op == 0xFD:  # v128.const
@@ -182,3 +190,36 @@ def sections(module: bytes) -> Iterator[Section]:
         if reader.pos > len(module):
             raise WasmBinaryError("a section runs past the end of the module")
         yield Section(section_id, header, start, start + size)
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    module: str
+    name: str
+    kind: int  # IMPORT_FUNCTION ... IMPORT_TAG
+    memory_flags: int = 0  # an imported memory's limits flags (MEMORY64, ...)
+
+
+def imports(module: bytes, section: Section) -> Iterator[Import]:
+    """The entries of an import section, in order."""
+    reader = Reader(module, section.start, section.end)
+    for _ in range(reader.uleb()):
+        where = reader.name()
+        name = reader.name()
+        kind = reader.byte()
+        flags = 0
+        if kind in (IMPORT_FUNCTION, IMPORT_TAG):
+            if kind == IMPORT_TAG:
+                reader.byte()  # attribute: exception
+            reader.uleb()  # type index
+        elif kind == IMPORT_TABLE:
+            reader.skip_valtype()
+            reader.limits()
+        elif kind == IMPORT_MEMORY:
+            flags = reader.limits()[0]
+        elif kind == IMPORT_GLOBAL:
+            reader.skip_valtype()
+            reader.byte()  # mutability
+        else:
+            raise WasmBinaryError(f"unknown import kind {kind}")
+        yield Import(where, name, kind, flags)

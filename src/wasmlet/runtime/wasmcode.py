@@ -16,10 +16,9 @@ One pass, no backtracking: the work is linear in the body's size.
 
 from __future__ import annotations
 
-from wasmlet.runtime.wasmbin import Reader, WasmBinaryError
+from wasmlet.runtime.wasmbin import REF, REF_NULL, Reader, WasmBinaryError
 
 MEMORY_GROW = 0x40
-_REF, _REF_NULL = 0x64, 0x63
 
 # Core opcodes by their immediates.
 _NONE = frozenset(
@@ -79,7 +78,7 @@ def memory_grow_sites(module: bytes, start: int, end: int) -> list[tuple[int, in
     reader = Reader(module, start, end)
     for _ in range(reader.uleb()):  # local declarations: count, type
         reader.uleb()
-        _valtype(reader)
+        reader.skip_valtype()
     sites: list[tuple[int, int]] = []
     while reader.pos < end:
         at = reader.pos
@@ -121,7 +120,7 @@ def _immediates(reader: Reader, op: int, at: int) -> None:
         reader.uleb()
     elif op == 0x1C:  # select with types
         for _ in range(reader.uleb()):
-            _valtype(reader)
+            reader.skip_valtype()
     elif op == 0x1F:  # try_table
         _blocktype(reader)
         for _ in range(reader.uleb()):
@@ -205,13 +204,7 @@ def _memarg(reader: Reader) -> None:
 
 def _blocktype(reader: Reader) -> None:
     """Empty (0x40), a value type, or a type index (s33)."""
-    if reader.pos < reader.end and reader.data[reader.pos] in (_REF, _REF_NULL):
-        _valtype(reader)
+    if reader.pos < reader.end and reader.data[reader.pos] in (REF, REF_NULL):
+        reader.skip_valtype()
     else:
-        reader.sleb()
-
-
-def _valtype(reader: Reader) -> None:
-    """A value type: one byte, or a reference type with its heap type."""
-    if reader.byte() in (_REF, _REF_NULL):
         reader.sleb()
