@@ -3,6 +3,7 @@ byte for byte, every instruction family the engine accepts, and hostile input.""
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -244,3 +245,22 @@ def test_sites_are_found_by_decoding_not_by_searching_bytes() -> None:
     sites = memory_grow_sites(module, start, code.end)
     assert [module[a:b] for a, b in sites] == [b"\x40\x00"]
     assert sites[0][0] == start + 6
+
+
+def test_mangled_modules_are_rewritten_or_refused_never_crash_or_hang() -> None:
+    rng = random.Random(12)
+    original = wat(EVERYTHING)
+    started = time.monotonic()
+    refused = rewritten = 0
+    for _ in range(400):
+        mangled = bytearray(original)
+        for _ in range(rng.randint(1, 4)):
+            mangled[rng.randrange(8, len(mangled))] = rng.randrange(256)
+        try:
+            instrument_memory_growth(bytes(mangled))
+        except InvalidWasm:
+            refused += 1
+        else:
+            rewritten += 1
+    assert refused and rewritten  # both ways were taken: the mangling reached the reader
+    assert time.monotonic() - started < 60  # against a hang only
