@@ -4,7 +4,7 @@ One engine (wasmlet's own configuration, so the compiled cache loads), the modul
 deserialized once, a linker with WASI and an `InstancePre`. Per call: a fresh store,
 stdin from memory through the C API, stdout into a memfd (an in-memory file, no thread
 hop per write as with `stdout_custom` callbacks), `_start` looked up and called
-through the C API (`wasmlet.runtime.calls`: wasmtime-py's `exports()` and
+through the C API (`wasmlet.runtime.wasmtime_compat`: wasmtime-py's `exports()` and
 `Func.__call__` add about 35 us per call). No
 deadline, no limits, no classification: whatever wasmlet's executor adds on top of
 this is its overhead.
@@ -12,14 +12,12 @@ this is its overhead.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
-from wasmlet.runtime.calls import call_nullary, export
 from wasmlet.runtime.engine import make_engine
+from wasmlet.runtime.wasmtime_compat import call_nullary, export, set_stdin_bytes
 
 
 class FloorRunner:
@@ -39,7 +37,7 @@ class FloorRunner:
         config = wasmtime.WasiConfig()
         config.argv = self._argv
         if stdin:
-            _set_stdin_bytes(config, stdin)
+            set_stdin_bytes(config, stdin)
         config.stdout_file = self._stdout_path
         store = wasmtime.Store(self._engine)
         store.set_wasi(config)
@@ -49,11 +47,3 @@ class FloorRunner:
         assert isinstance(start, wasmtime.Func)
         call_nullary(store, start)
         return os.pread(self._stdout_fd, 1 << 20, 0)
-
-
-def _set_stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
-    """`wasi_config_set_stdin_bytes` takes ownership of the byte vector."""
-    vec = ffi.wasm_byte_vec_t()
-    buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)
-    ffi.wasi_config_set_stdin_bytes(config.ptr(), ctypes.byref(vec))

@@ -20,17 +20,26 @@ per field, the body's `errors` list::
     │   ├── MethodNotAllowed           405 method_not_allowed  (Allow)
     │   ├── PayloadTooLarge            413 payload_too_large
     │   └── TooManyRequests            429 too_many_requests   (Retry-After)
-    └── ServerError                    5xx: the function or the platform failed
-        ├── UserCodeError              500 function_error      (trap, non-zero exit)
-        ├── HostFunctionError          500 host_function_error
-        │   └── TransientHostFunctionError 500 host_function_error (retriable: upstream down)
-        ├── RuntimeCrash               500 runtime_crash       (retriable)
-        ├── InternalError              500 internal_error      (a platform bug; says no more)
-        ├── CircuitOpen                503 circuit_open        (Retry-After)
-        ├── DbUnavailable              503 db_unavailable      (retriable, Retry-After)
-        ├── ModuleUnavailable          503 module_unavailable  (retriable, Retry-After)
-        ├── FunctionTimeout            504 timeout             (retriable)
-        └── MemoryLimitExceeded        507 memory_limit_exceeded
+    ├── ServerError                    5xx: the function or the platform failed
+    │   ├── UserCodeError              500 function_error      (trap, non-zero exit)
+    │   ├── HostFunctionError          500 host_function_error
+    │   │   └── TransientHostFunctionError 500 host_function_error (retriable: upstream down)
+    │   ├── RuntimeCrash               500 runtime_crash       (retriable)
+    │   ├── InternalError              500 internal_error      (a platform bug; says no more)
+    │   ├── CircuitOpen                503 circuit_open        (Retry-After)
+    │   ├── DbUnavailable              503 db_unavailable      (retriable, Retry-After)
+    │   ├── ModuleUnavailable          503 module_unavailable  (retriable, Retry-After)
+    │   ├── FunctionTimeout            504 timeout             (retriable)
+    │   └── MemoryLimitExceeded        507 memory_limit_exceeded
+    └── CallFailed                     the client got no wasmlet answer (raised by the client only)
+        ├── ConnectionFailed           0  no answer at all
+        │   ├── RequestNotSent         0  connecting failed, nothing was sent (retriable)
+        │   └── ResponseLost           0  sent, the answer never came: the call may have run
+        └── UnexpectedResponse         the answer's status; not a wasmlet error body (a
+                                       proxy's 502 page, a 405, a type this client does not know)
+
+`status` and `retriable` are the class's unless an instance says otherwise: the client
+builds the error of an answer with the answer's status and the body's `retriable`.
 """
 
 from __future__ import annotations
@@ -59,9 +68,9 @@ class Problem:
 class FunctionError(Exception):
     """Function error"""
 
-    status: ClassVar[int] = 500
+    status: int = 500
     type: ClassVar[str] = "function_error"
-    retriable: ClassVar[bool] = False
+    retriable: bool = False
     default_retry_after: ClassVar[int | None] = None
 
     def __init__(
@@ -257,12 +266,69 @@ class MemoryLimitExceeded(ServerError):
     type = "memory_limit_exceeded"
 
 
-def error_class_for_type(error_type: str) -> type[FunctionError]:
-    """The class whose `type` is `error_type` (the root for an unknown one)."""
-    for cls in _all_subclasses(FunctionError):
-        if cls.type == error_type and cls not in (ServerError, ClientError):
+class CallFailed(FunctionError):
+    """No wasmlet answer"""
+
+    status = 0
+    type = "call_failed"
+
+
+class ConnectionFailed(CallFailed):
+    """The server could not be reached"""
+
+    type = "connection_failed"
+
+
+class RequestNotSent(ConnectionFailed):
+    """The server could not be reached; the request was not sent"""
+
+    type = "request_not_sent"
+    retriable = True
+
+
+class ResponseLost(ConnectionFailed):
+    """The request was sent but no answer came; it may have run"""
+
+    type = "response_lost"
+
+
+class UnexpectedResponse(CallFailed):
+    """An answer that is not a wasmlet error"""
+
+    type = "unexpected_response"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int,
+        error_type: str | None = None,
+        retriable: bool = False,
+        retry_after: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, request_id=request_id)
+        self.status = status
+        self.error_type = error_type  # the body's `type` when it had one this client lacks
+        self.retriable = retriable
+
+
+def error_class_for_type(
+    error_type: str, retriable: bool | None = None
+) -> type[FunctionError] | None:
+    """The class of an error body's `type` (and `retriable`, when it tells two classes
+    apart); None for a type that is not wasmlet's."""
+    found = [
+        cls
+        for cls in _all_subclasses(FunctionError)
+        if cls.type == error_type
+        and cls not in (ServerError, ClientError)
+        and not issubclass(cls, CallFailed)
+    ]
+    for cls in found:
+        if retriable is None or cls.retriable == retriable:
             return cls
-    return FunctionError
+    return found[0] if found else None
 
 
 def _all_subclasses(cls: type[FunctionError]) -> list[type[FunctionError]]:

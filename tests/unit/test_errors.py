@@ -16,7 +16,7 @@ def test_every_documented_type_has_its_status() -> None:
     }  # fmt: skip
     for error_type, status in expected.items():
         cls = errors.error_class_for_type(error_type)
-        assert cls.type == error_type
+        assert cls is not None and cls.type == error_type
         assert cls.status == status, error_type
 
 
@@ -27,6 +27,17 @@ def test_retriable_kinds_match_the_spec() -> None:
     assert not errors.MemoryLimitExceeded.retriable
     assert not errors.InvalidWasm.retriable
     assert not errors.UserCodeError.retriable
+
+
+def test_client_side_kinds_are_in_the_tree_but_never_read_from_a_body() -> None:
+    for cls in (errors.ConnectionFailed, errors.RequestNotSent, errors.ResponseLost):
+        assert issubclass(cls, errors.CallFailed) and issubclass(cls, errors.FunctionError)
+        assert errors.error_class_for_type(cls.type) is None
+    assert issubclass(errors.UnexpectedResponse, errors.CallFailed)
+    assert issubclass(errors.MethodNotAllowed, errors.ClientError)
+    assert errors.error_class_for_type("method_not_allowed") is errors.MethodNotAllowed
+    assert errors.error_class_for_type("no_such_type") is None
+    assert errors.RequestNotSent.retriable and not errors.ResponseLost.retriable
 
 
 def test_default_message_is_the_docstring() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from wasmlet.errors import FunctionError
+from wasmlet.errors import ConnectionFailed, FunctionError
 
 
 class ExitCode(IntEnum):
@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
 
 
 def exit_code_for(error: FunctionError) -> ExitCode:
+    if isinstance(error, ConnectionFailed):
+        return ExitCode.CONNECTION_FAILED
     if error.status == 404:
         return ExitCode.NOT_FOUND
     if error.status == 401:

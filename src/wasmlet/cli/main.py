@@ -88,14 +88,14 @@ def _client(url: str, key: str | None, data_dir: str, retries: int = 1) -> Itera
             url, key or _default_key(data_dir), retry=RetryPolicy(max_attempts=retries)
         ) as client:
             yield client
+    except ConnectionFailed as exc:  # before FunctionError: it is one, without a status
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.CONNECTION_FAILED)
     except FunctionError as exc:
         click.echo(f"error: {exc.status} {exc.type}: {exc.message}", err=True)
         if exc.request_id:
             click.echo(f"request id: {exc.request_id}", err=True)
         sys.exit(exit_code_for(exc))
-    except ConnectionFailed as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.CONNECTION_FAILED)
 
 
 def _print_json(data: Any) -> None:

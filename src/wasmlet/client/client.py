@@ -13,7 +13,8 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from wasmlet.client.retry import RetryPolicy
-from wasmlet.client.transport import ConnectionFailed, raise_for_error, retry_after_of
+from wasmlet.client.transport import connection_failure, error_from_response, raise_for_error
+from wasmlet.errors import ConnectionFailed, FunctionError
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 
@@ -136,7 +137,7 @@ class WasmletClient:
                 call.method, call.path, content=call.content, headers=call.headers
             )
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach the server: {exc}") from exc
+            raise connection_failure(exc) from exc
 
     def _json(self, call: _Call) -> Any:
         response = self._send(call)
@@ -154,20 +155,18 @@ class WasmletClient:
         call = _invoke_call(name, payload, headers)
         attempt = 0
         while True:
+            error: FunctionError
             try:
                 response = self._send(call)
-            except ConnectionFailed:
-                decision = self.retry.decide(attempt, None)
-                if not decision.retry:
-                    raise
+            except ConnectionFailed as exc:
+                error = exc
             else:
                 if response.status_code < 400:
                     return _to_invoke_response(response, attempt + 1)
-                decision = self.retry.decide(
-                    attempt, response.status_code, retry_after_of(response)
-                )
-                if not decision.retry:
-                    raise_for_error(response)
+                error = error_from_response(response)
+            decision = self.retry.decide(attempt, error)
+            if not decision.retry:
+                raise error
             self._sleep(decision.delay_s)
             attempt += 1
 
@@ -351,7 +350,7 @@ class AsyncWasmletClient:
                 call.method, call.path, content=call.content, headers=call.headers
             )
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach the server: {exc}") from exc
+            raise connection_failure(exc) from exc
 
     async def _json(self, call: _Call) -> Any:
         response = await self._send(call)
@@ -368,20 +367,18 @@ class AsyncWasmletClient:
         call = _invoke_call(name, payload, headers)
         attempt = 0
         while True:
+            error: FunctionError
             try:
                 response = await self._send(call)
-            except ConnectionFailed:
-                decision = self.retry.decide(attempt, None)
-                if not decision.retry:
-                    raise
+            except ConnectionFailed as exc:
+                error = exc
             else:
                 if response.status_code < 400:
                     return _to_invoke_response(response, attempt + 1)
-                decision = self.retry.decide(
-                    attempt, response.status_code, retry_after_of(response)
-                )
-                if not decision.retry:
-                    raise_for_error(response)
+                error = error_from_response(response)
+            decision = self.retry.decide(attempt, error)
+            if not decision.retry:
+                raise error
             await asyncio.sleep(decision.delay_s)
             attempt += 1
 

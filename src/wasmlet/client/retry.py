@@ -1,14 +1,23 @@
-"""The spec's client retry strategy, as a value that decides.
+"""The client's retry strategy, as a value that decides.
 
-No retry on a 4xx, except 429 and 503, which honour Retry-After; exponential
-backoff (1 s, 2 s, 4 s by default, with jitter) on 5xx and connection errors; at
-most `max_attempts` attempts in all.
+It honours what the server says: an error whose body says `retriable: false` (a 500
+`function_error`, a 507, every 4xx) is never tried again. A 429 or 503 with
+`Retry-After` is tried again after that many seconds (at most `max_delay_s`); other
+retriable errors after exponential backoff (1 s, 2 s, 4 s by default, with jitter). A
+call that got no answer is tried again only when the request was never sent
+(`RequestNotSent`): after a read timeout the call may have run, so it is not resent
+(`ResponseLost`). At most `max_attempts` attempts in all.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from wasmlet.backoff import Backoff
+from wasmlet.errors import FunctionError
+
+_AFTER_RETRY_AFTER = (429, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +37,17 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay after failed attempt number `attempt` (0-based), jitter included."""
-        base = min(self.base_delay_s * self.multiplier**attempt, self.max_delay_s)
-        spread = base * self.jitter
-        return max(0.0, base + self.rng.uniform(-spread, spread))
+        policy = Backoff(self.base_delay_s, self.max_delay_s, self.multiplier, self.jitter)
+        return policy.delay(attempt, self.rng)
 
-    def decide(
-        self, attempt: int, status: int | None, retry_after: float | None = None
-    ) -> RetryDecision:
-        """`status` None means the request never got an answer (connection error)."""
+    def decide(self, attempt: int, error: FunctionError) -> RetryDecision:
+        """Whether to try again after attempt number `attempt` (0-based) ended in `error`."""
         if attempt + 1 >= self.max_attempts:
             return RetryDecision(False)
-        if status is not None and status < 500 and status != 429:
+        if error.status in _AFTER_RETRY_AFTER and error.retry_after is not None:
+            return RetryDecision(True, min(float(error.retry_after), self.max_delay_s))
+        if not error.retriable:
             return RetryDecision(False)
-        if status in (429, 503) and retry_after is not None:
-            return RetryDecision(True, min(retry_after, self.max_delay_s))
         return RetryDecision(True, self.backoff(attempt))
 
 

@@ -34,16 +34,20 @@ from wasmlet.runtime.wasmbin import (
     I32,
     I64,
     IMPORT,
+    IMPORT_GLOBAL,
+    IMPORT_MEMORY,
     MAGIC,
     MEMORY,
     START,
     Reader,
+    Section,
     WasmBinaryError,
     custom_section,
     encode_name,
     encode_section,
     encode_sleb,
     encode_uleb,
+    imports,
     sections,
 )
 
@@ -67,30 +71,14 @@ class GlobalDef:
     mutable: bool
 
 
-def _imported_globals(module: bytes, start: int, end: int) -> int:
-    reader = Reader(module, start, end)
-    globals_seen = 0
-    for _ in range(reader.uleb()):
-        reader.name()
-        reader.name()
-        kind = reader.byte()
-        if kind == 0:  # function
-            reader.uleb()
-        elif kind == 1:  # table
-            reader.byte()
-            reader.limits()
-        elif kind == 2:
+def _imported_globals(module: bytes, section: Section) -> int:
+    """How many globals the module imports; refuses an imported memory."""
+    count = 0
+    for entry in imports(module, section):
+        if entry.kind == IMPORT_MEMORY:
             raise SnapshotError("the module imports its memory")
-        elif kind == 3:  # global
-            reader.byte()
-            reader.byte()
-            globals_seen += 1
-        elif kind == 4:  # tag
-            reader.byte()
-            reader.uleb()
-        else:
-            raise SnapshotError(f"unknown import kind {kind}")
-    return globals_seen
+        count += entry.kind == IMPORT_GLOBAL
+    return count
 
 
 def defined_globals(module: bytes) -> list[GlobalDef]:
@@ -99,7 +87,7 @@ def defined_globals(module: bytes) -> list[GlobalDef]:
     found: list[GlobalDef] = []
     for section in sections(module):
         if section.id == IMPORT:
-            imported = _imported_globals(module, section.start, section.end)
+            imported = _imported_globals(module, section)
         elif section.id == GLOBAL:
             reader = Reader(module, section.start, section.end)
             for offset in range(reader.uleb()):
@@ -114,7 +102,7 @@ def _check_supported(module: bytes) -> None:
     memories = 0
     for section in sections(module):
         if section.id == IMPORT:
-            _imported_globals(module, section.start, section.end)  # refuses an imported memory
+            _imported_globals(module, section)  # refuses an imported memory
         if section.id == START:
             raise SnapshotError("the module has a start function")
         if section.id == MEMORY:

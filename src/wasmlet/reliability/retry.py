@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from wasmlet.backoff import Backoff
 from wasmlet.errors import FunctionError
 from wasmlet.registry.models import RetryConfig
 from wasmlet.triggers.queue import DeadReason
@@ -25,9 +26,13 @@ class RetryDecision:
 
 def backoff_s(config: RetryConfig, attempt: int, rng: random.Random) -> float:
     """Delay after failed attempt number `attempt` (1 for the first), jitter included."""
-    base = min(config.backoff_ms * config.multiplier ** (attempt - 1), config.max_backoff_ms)
-    spread = base * config.jitter
-    return max(0.0, base + rng.uniform(-spread, spread)) / 1000
+    policy = Backoff(
+        base_s=config.backoff_ms / 1000,
+        cap_s=config.max_backoff_ms / 1000,
+        multiplier=config.multiplier,
+        jitter=config.jitter,
+    )
+    return policy.delay(attempt - 1, rng)
 
 
 def decide(

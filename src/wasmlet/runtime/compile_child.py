@@ -37,7 +37,7 @@ MB = 1024 * 1024
 
 
 def set_limits(memory_mb: int, cpu_s: int) -> None:
-    """Cap this process's (and wasm-tools') data segment and CPU time; no core dumps.
+    """Cap this process's data segment and CPU time; no core dumps.
 
     RLIMIT_DATA, not RLIMIT_AS: the pooling allocator reserves ~34 GB of address space
     (inaccessible until an instance uses it), which RLIMIT_AS counts and RLIMIT_DATA

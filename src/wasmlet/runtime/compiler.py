@@ -160,7 +160,7 @@ class ModuleCompiler:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_environment(),
-            start_new_session=True,  # its own process group: wasm-tools dies with it
+            start_new_session=True,  # its own process group: killed as one
         )  # fmt: skip
 
 
@@ -200,7 +200,7 @@ def _cpu_seconds(limits: CompileLimits) -> int:
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
-    """End `process` and its process group (the wasm-tools it may be running)."""
+    """End `process` and its process group."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -11,10 +11,11 @@ from functools import cache
 from importlib.metadata import version
 
 import wasmtime
-from wasmtime import _ffi as ffi
+
+from wasmlet.runtime.wasmtime_compat import use_pooling_allocator
 
 # Bump when the engine configuration or the deploy-time instrumentation changes.
-ENGINE_LAYOUT = 2
+ENGINE_LAYOUT = 3
 MAX_WASM_STACK = 1 << 20
 # An executor runs one instance at a time; a few spare slots cover stores that
 # Python frees a little late.
@@ -38,19 +39,14 @@ def _use_pooling_allocator(config: wasmtime.Config) -> None:
 
     A fresh instance per invocation then costs a slot reset, not an mmap/munmap pair
     (measured here: 66 us -> 40 us per hello). wasmtime-py does not wrap this part
-    of the C API, so it is set through the raw bindings.
+    of the C API, so it is set through the raw bindings (`wasmtime_compat`).
     """
-    pooling = ffi.wasmtime_pooling_allocation_config_new()
-    try:
-        ffi.wasmtime_pooling_allocation_config_total_memories_set(pooling, POOL_SLOTS)
-        ffi.wasmtime_pooling_allocation_config_total_tables_set(pooling, POOL_SLOTS)
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pooling, POOL_SLOTS)
-        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pooling, POOL_SLOTS)
-        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, MAX_MEMORY_BYTES)
-        ffi.wasmtime_pooling_allocation_config_table_elements_set(pooling, MAX_TABLE_ELEMENTS)
-        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
-    finally:
-        ffi.wasmtime_pooling_allocation_config_delete(pooling)
+    use_pooling_allocator(
+        config,
+        slots=POOL_SLOTS,
+        max_memory_bytes=MAX_MEMORY_BYTES,
+        max_table_elements=MAX_TABLE_ELEMENTS,
+    )
 
 
 @cache

@@ -7,7 +7,6 @@ thread. `run` never raises for anything the guest does; it classifies the result
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import signal
@@ -16,9 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
-from wasmlet.runtime.calls import call_nullary, export
 from wasmlet.runtime.capture import MemfdCapture
 from wasmlet.runtime.deadline import DeadlineTimer, Interruption
 from wasmlet.runtime.engine import describe_error, make_engine
@@ -32,6 +29,12 @@ from wasmlet.runtime.host import (
 )
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
+from wasmlet.runtime.wasmtime_compat import (
+    call_nullary,
+    export,
+    has_pending_exception,
+    set_stdin_bytes,
+)
 
 WASM_PAGE = 65536
 MODULE_CACHE_SIZE = 64
@@ -103,7 +106,7 @@ class Executor:
         config.argv = list(job.argv)
         config.env = list(job.env.items())
         if job.stdin:
-            _set_stdin_bytes(config, job.stdin)
+            set_stdin_bytes(config, job.stdin)
         config.stdout_file = self._stdout.path
         config.stderr_file = self._stderr.path
         return config
@@ -186,17 +189,6 @@ class Executor:
         )
 
 
-def _set_stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
-    """In-memory stdin through the C API, which wasmtime-py does not wrap.
-
-    `wasi_config_set_stdin_bytes` takes ownership of the byte vector.
-    """
-    vec = ffi.wasm_byte_vec_t()
-    buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), buffer)
-    ffi.wasi_config_set_stdin_bytes(config.ptr(), ctypes.byref(vec))
-
-
 def _growth_refused(instance: wasmtime.Instance | None, store: wasmtime.Store) -> bool:
     if instance is None:
         return False
@@ -208,6 +200,6 @@ def _trap_reason(trap: wasmtime.Trap, store: wasmtime.Store) -> str:
     code = trap.trap_code
     if code is not None:
         return code.name.lower()
-    if ffi.wasmtime_context_has_exception(store._context()):
+    if has_pending_exception(store):
         return "uncaught WebAssembly exception"
     return describe_error(trap.message)

@@ -2,7 +2,9 @@
 
 LEB128 integers, names, sections, and a reader that can step over constant
 expressions (see the WebAssembly core specification, "Binary Format"). Errors in
-the input are `WasmBinaryError`.
+the input are `WasmBinaryError`. The input is treated as hostile: every read is
+bounded by the end it was given, a LEB128 number longer than its type allows is an
+error, and nothing is read twice.
 """
 
 from __future__ import annotations
@@ -11,8 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAGIC = b"\0asm\x01\0\0\0"
-CUSTOM, IMPORT, MEMORY, GLOBAL, EXPORT, START, CODE, DATA, DATACOUNT = 0, 2, 5, 6, 7, 8, 10, 11, 12
+CUSTOM, TYPE, IMPORT, FUNCTION, TABLE, MEMORY, GLOBAL, EXPORT = 0, 1, 2, 3, 4, 5, 6, 7
+START, ELEMENT, CODE, DATA, DATACOUNT, TAG = 8, 9, 10, 11, 12, 13
+# Where each known section goes: the binary format fixes this order.
+SECTION_ORDER = (TYPE, IMPORT, FUNCTION, TABLE, MEMORY, TAG, GLOBAL, EXPORT, START, ELEMENT,
+                 DATACOUNT, CODE, DATA)  # fmt: skip
+MAX_LEB32 = 5  # bytes of a LEB128 u32 / s32 / s33
+MAX_LEB64 = 10  # bytes of a LEB128 u64 / s64
 I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
+REF, REF_NULL = 0x64, 0x63  # (ref ht), (ref null ht): a heap type follows
+IMPORT_FUNCTION, IMPORT_TABLE, IMPORT_MEMORY, IMPORT_GLOBAL, IMPORT_TAG = 0, 1, 2, 3, 4
+MEMORY64 = 0x04  # in a memory's limits flags
 END = 0x0B
 
 
@@ -72,14 +83,29 @@ class Reader:
         return value
 
     def uleb(self) -> int:
-        return self._leb(signed=False)
+        """An unsigned 32-bit LEB128 number (a count, an index, a size)."""
+        pos = self.pos
+        if pos < self.end and self.data[pos] < 0x80:  # one byte: most of them
+            self.pos = pos + 1
+            return self.data[pos]
+        return self._leb(signed=False, max_bytes=MAX_LEB32)
+
+    def uleb64(self) -> int:
+        """An unsigned 64-bit LEB128 number (a memory64 offset or limit)."""
+        return self._leb(signed=False, max_bytes=MAX_LEB64)
 
     def sleb(self) -> int:
-        return self._leb(signed=True)
+        """A signed LEB128 number of up to 64 bits."""
+        pos = self.pos
+        if pos < self.end and self.data[pos] < 0x80:
+            self.pos = pos + 1
+            byte = self.data[pos]
+            return byte - 0x80 if byte & 0x40 else byte
+        return self._leb(signed=True, max_bytes=MAX_LEB64)
 
-    def _leb(self, *, signed: bool) -> int:
+    def _leb(self, *, signed: bool, max_bytes: int) -> int:
         result = shift = 0
-        while True:
+        for _ in range(max_bytes):
             byte = self.byte()
             result |= (byte & 0x7F) << shift
             shift += 7
@@ -87,6 +113,7 @@ class Reader:
                 if signed and byte & 0x40:
                     result -= 1 << shift
                 return result
+        raise WasmBinaryError(f"a LEB128 number longer than {max_bytes} bytes")
 
     def take(self, count: int) -> bytes:
         if self.pos + count > self.end:
@@ -96,12 +123,24 @@ class Reader:
         return chunk
 
     def name(self) -> str:
-        return self.take(self.uleb()).decode("utf-8")
+        raw = self.take(self.uleb())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WasmBinaryError(f"a name is not UTF-8 ({exc.reason})") from exc
+
+    def skip_valtype(self) -> None:
+        """Step over a value type: one byte, or a reference type and its heap type."""
+        if self.byte() in (REF, REF_NULL):
+            self.sleb()
 
     def limits(self) -> tuple[int, int, int | None]:
+        """A memory's or table's limits: flags (bit 0: a maximum follows, bit 2: 64-bit),
+        minimum, maximum."""
         flags = self.byte()
-        minimum = self.uleb()
-        maximum = self.uleb() if flags & 1 else None
+        read = self.uleb64 if flags & 0x04 else self.uleb
+        minimum = read()
+        maximum = read() if flags & 1 else None
         return flags, minimum, maximum
 
     def skip_const_expr(self) -> None:
@@ -118,8 +157,8 @@ class Reader:
                 self.take(8)
             elif op in (0x23, 0xD2):  # global.get, ref.func
                 self.uleb()
-            elif op == 0xD0:  # ref.null
-                self.byte()
+            elif op == 0xD0:  # ref.null: a heap type
+                self.sleb()
             elif op in (0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E):  # extended-const arithmetic
                 continue
             elif op == 0xFD:  # v128.const
@@ -151,3 +190,36 @@ def sections(module: bytes) -> Iterator[Section]:
         if reader.pos > len(module):
             raise WasmBinaryError("a section runs past the end of the module")
         yield Section(section_id, header, start, start + size)
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    module: str
+    name: str
+    kind: int  # IMPORT_FUNCTION ... IMPORT_TAG
+    memory_flags: int = 0  # an imported memory's limits flags (MEMORY64, ...)
+
+
+def imports(module: bytes, section: Section) -> Iterator[Import]:
+    """The entries of an import section, in order."""
+    reader = Reader(module, section.start, section.end)
+    for _ in range(reader.uleb()):
+        where = reader.name()
+        name = reader.name()
+        kind = reader.byte()
+        flags = 0
+        if kind in (IMPORT_FUNCTION, IMPORT_TAG):
+            if kind == IMPORT_TAG:
+                reader.byte()  # attribute: exception
+            reader.uleb()  # type index
+        elif kind == IMPORT_TABLE:
+            reader.skip_valtype()
+            reader.limits()
+        elif kind == IMPORT_MEMORY:
+            flags = reader.limits()[0]
+        elif kind == IMPORT_GLOBAL:
+            reader.skip_valtype()
+            reader.byte()  # mutability
+        else:
+            raise WasmBinaryError(f"unknown import kind {kind}")
+        yield Import(where, name, kind, flags)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from wasmlet.appdb.base import AppDatabase
+from wasmlet.backoff import Backoff, Streak
 from wasmlet.errors import (
     CircuitOpen,
     FunctionError,
@@ -45,6 +46,8 @@ OVERFLOW_DELAY_S = 0.05
 MAX_RESULT_BYTES = 1024 * 1024
 IDLE_POLL_S = 0.25
 AFTER_ERROR_DELAY_S = 1.0
+# Through a database outage: 1 s, 2 s, 4 s, then every 5 s (+-10%, so nodes spread out).
+OUTAGE_BACKOFF = Backoff(base_s=AFTER_ERROR_DELAY_S, cap_s=5.0, jitter=0.1)
 SETTLE_LOG_EVERY = 10  # a write failing through an outage is logged on tries 1, 11, 21...
 
 
@@ -87,6 +90,7 @@ class Dispatcher:
         self._channel = channel
         self._wake = asyncio.Event()
         self._rng = random.Random()
+        self.outage = Streak(OUTAGE_BACKOFF, self._rng)  # ticks failed in a row
         self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
         self._held: set[str] = set()  # ids of the jobs this node runs: their leases are renewed
@@ -115,15 +119,21 @@ class Dispatcher:
         self._wake.set()
 
     async def _loop(self) -> None:
+        outage = self.outage
         while True:
             try:
                 await self._tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store is down or busy: log, back off, go on
-                self._log.error("dispatch tick failed", error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(AFTER_ERROR_DELAY_S)
+                delay = outage.failed()
+                self._log.error(
+                    "dispatch tick failed", error=f"{type(exc).__name__}: {exc}",
+                    failures=outage.failures, backoff_s=round(delay, 3),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
                 continue
+            outage.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
             self._wake.clear()
@@ -329,20 +339,26 @@ class Dispatcher:
         import psycopg
 
         assert self._listen_url is not None and self._channel is not None
+        lost = Streak(OUTAGE_BACKOFF, self._rng)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self._listen_url, autocommit=True
                 ) as conn:
                     await conn.execute(f'LISTEN "{self._channel}"')
+                    lost.succeeded()
                     self._wake.set()
                     async for _ in conn.notifies():
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._log.warning("listen connection lost", error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(1.0)
+                delay = lost.failed()
+                self._log.warning(
+                    "listen connection lost", error=f"{type(exc).__name__}: {exc}",
+                    backoff_s=round(delay, 3),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
 
 
 def _buried(job: Job, reason: DeadReason, error: FunctionError, version: int | None) -> Buried:

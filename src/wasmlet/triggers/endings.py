@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wasmlet.backoff import Backoff, Streak
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
 
 SETTLE_FIRST_DELAY_S = 0.1
@@ -93,13 +94,11 @@ async def settle(
     `on_failure(error, failures)` hears of every failed try. Only cancellation ends the
     retries: the caller keeps the job's lease renewed meanwhile.
     """
-    delay = first_delay_s
-    failures = 0
+    failures = Streak(Backoff(base_s=first_delay_s, cap_s=max_delay_s))
     while True:
         try:
             return await asyncio.to_thread(record, queue, job, ending)
         except Exception as exc:  # the store is away or busy: the same write again, later
-            failures += 1
-            on_failure(exc, failures)
+            delay = failures.failed()
+            on_failure(exc, failures.failures)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from wasmlet.backoff import Backoff, Streak
 from wasmlet.observability.logs import get_logger
 from wasmlet.observability.metrics import Metrics
 from wasmlet.store.base import Store
@@ -178,7 +179,7 @@ class SchedulerSupervisor:
 
     async def run(self, ticks: int | None = None) -> None:
         """Tick forever (or `ticks` times, for tests)."""
-        failures = 0
+        failures = Streak(Backoff(base_s=self.tick_s, cap_s=MAX_BACKOFF_S))
         done = 0
         while ticks is None or done < ticks:
             started = time.monotonic()
@@ -188,9 +189,8 @@ class SchedulerSupervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
+                delay = failures.failed()
                 self.restarts += 1
-                delay = min(MAX_BACKOFF_S, self.tick_s * 2 ** (failures - 1))
                 if self._metrics is not None:
                     self._metrics.scheduler_restarts.inc()
                 self._log.error(
@@ -202,7 +202,7 @@ class SchedulerSupervisor:
                 done += 1
                 await self._sleep(delay)
                 continue
-            failures = 0
+            failures.succeeded()
             done += 1
             if report.enqueued:
                 self._log.info(
