@@ -94,9 +94,26 @@ class Registry:
         else:
             trigger_list = self._triggers.validate(triggers)
         compiled = self._compiler.compile(wasm)
-        created = self._store_version(valid_name, wasm, compiled, parsed, trigger_list)
-        self._triggers.install(valid_name, trigger_list)
+        # Two databases, two transactions: the capture triggers (application database)
+        # first, then the version and its schedules (platform store). If the second
+        # fails, the first is undone: the previous version keeps serving, with its triggers.
+        self._triggers.capture(valid_name, trigger_list)
+        try:
+            created = self._store_version(valid_name, wasm, compiled, parsed, trigger_list)
+        except BaseException:
+            self._restore_capture(valid_name, previous)
+            raise
         return self.get(valid_name, cached=False), created
+
+    def _restore_capture(self, name: str, previous: FunctionRecord | None) -> None:
+        try:
+            self._triggers.capture(name, previous.triggers if previous is not None else [])
+        except Exception as exc:  # the deploy's own error is the one to report
+            self._log.error(
+                "deploy failed and its capture triggers could not be restored",
+                function=name,
+                error=str(exc),
+            )
 
     def _store_version(
         self,
@@ -139,6 +156,7 @@ class Registry:
                 config=config_json,
                 now=now,
             )
+            self._triggers.sync_schedules(name, triggers)
             self._announce(name)
         self.forget(name)
         return bumped is None

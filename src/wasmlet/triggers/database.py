@@ -108,11 +108,21 @@ class TriggerInstaller:
         return TableRef(schema or self._db.default_schema, table)
 
     def install(self, function: str, triggers: list[dict[str, Any]]) -> None:
-        self._db.drop_triggers(function)
+        self.capture(function, triggers)
+        self.sync_schedules(function, triggers)
+
+    def capture(self, function: str, triggers: list[dict[str, Any]]) -> None:
+        """Make `function`'s capture triggers exactly the database ones in `triggers`:
+        all or nothing (one transaction on the application database)."""
+        wanted = []
         for trigger in triggers:
             if trigger["type"] == DATABASE:
                 schema, _, table = trigger["table"].rpartition(".")  # stored normalized
-                self._db.install_trigger(function, TableRef(schema, table), trigger["events"])
+                wanted.append((TableRef(schema, table), list(trigger["events"])))
+        self._db.replace_triggers(function, wanted)
+
+    def sync_schedules(self, function: str, triggers: list[dict[str, Any]]) -> None:
+        """The schedule rows (platform store; joins the caller's transaction)."""
         if self._schedules is not None:
             self._schedules.sync(function, triggers)
 
