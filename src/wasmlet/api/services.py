@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import wasmlet
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
+from wasmlet.js.package import JavaScriptPackager
 from wasmlet.observability.alert_rules import RULES, AlertThresholds, platform_rules
 from wasmlet.observability.alerts import WINDOW_S, AlertEvaluator
 from wasmlet.observability.cluster_view import SchedulerBeats, StoreClusterView
@@ -75,6 +77,17 @@ class Services:
     registry_listener: RegistryListener | None = None
     exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     """Every started part's close, in start order: `close` runs them in reverse."""
+    _javascript: JavaScriptPackager | None = field(default=None, repr=False)
+    _javascript_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def javascript(self) -> JavaScriptPackager:
+        """The JavaScript packager: built on the first JavaScript deploy, closed at stop."""
+        with self._javascript_lock:
+            if self._javascript is None:
+                packager = JavaScriptPackager(scratch_dir=self.settings.data_dir / "js")
+                self.exits.callback(packager.close)
+                self._javascript = packager
+            return self._javascript
 
     @classmethod
     async def start(cls, settings: Settings, redactor: Redactor | None = None) -> Services:
