@@ -172,3 +172,31 @@ def _databases(backend: str, tmp_path: Path) -> Iterator[tuple[Store, AppDatabas
             yield pg_store, pg_app
         finally:
             pg_app.close()
+
+
+def test_a_failed_delete_keeps_the_function_and_its_triggers(
+    deployer: Deployer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployer.registry.deploy("f", wat("hello"), None, [*V1_TRIGGERS, V2_TRIGGERS[1]])
+    installed = deployer.app_db.trigger_names()
+    store = deployer.store
+    real_execute = store.execute
+
+    def execute(query: str, /, **params: Any) -> int:
+        if query == "delete_function":
+            raise InjectedFault("the platform store went away")
+        return real_execute(query, **params)
+
+    monkeypatch.setattr(store, "execute", execute)
+    with pytest.raises(InjectedFault):
+        deployer.registry.delete("f")
+    monkeypatch.undo()
+
+    assert deployer.registry.get("f", cached=False).version == 1
+    assert deployer.app_db.trigger_names() == installed
+    assert len(deployer.schedules("f")) == 1
+    deployer.sql("INSERT INTO users (id, email) VALUES (3, 'g@h')")
+    assert [e.op for e in deployer.app_db.fetch_outbox(10)] == ["INSERT"]
+    deployer.registry.delete("f")  # and once the store is back, it goes, triggers and all
+    assert deployer.app_db.trigger_names() == []
+    assert deployer.schedules("f") == []

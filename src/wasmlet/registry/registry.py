@@ -260,12 +260,18 @@ class Registry:
         return self.get(name, cached=False)
 
     def delete(self, name: str) -> None:
-        self.get(name, cached=False)
-        self._triggers.remove(name)
-        with self._store.transaction():
-            self._store.execute("delete_versions", name=name)
-            self._store.execute("delete_function", name=name)
-            self._announce(name)
+        """As `deploy`: the capture triggers go first, and come back if the rows stay."""
+        record = self.get(name, cached=False)
+        self._triggers.capture(name, [])
+        try:
+            with self._store.transaction():
+                self._triggers.sync_schedules(name, [])
+                self._store.execute("delete_versions", name=name)
+                self._store.execute("delete_function", name=name)
+                self._announce(name)
+        except BaseException:
+            self._restore_capture(name, record)
+            raise
         self.forget(name)
 
     def ensure_compiled(
