@@ -341,7 +341,8 @@ class WorkerPool:
         self._respawns.add(loop.call_later(pause, self._respawn))
 
     def _respawn(self) -> None:
-        self._respawns = {handle for handle in self._respawns if not handle.cancelled()}
+        now = asyncio.get_running_loop().time()
+        self._respawns = {handle for handle in self._respawns if handle.when() > now}
         if not self._closed:
             self._spawn()
 
