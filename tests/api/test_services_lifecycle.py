@@ -39,8 +39,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[PgDatabase | None]:
 def child_pids() -> set[int]:
     found: set[int] = set()
     for task in Path("/proc/self/task").iterdir():
-        with (task / "children").open() as children:
-            found.update(int(pid) for pid in children.read().split())
+        try:
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+        except OSError:
+            continue  # a thread that ended while we looked
     return found
 
 
