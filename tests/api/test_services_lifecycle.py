@@ -68,6 +68,7 @@ def pg_sessions(pg: PgDatabase) -> int:
     return int(row[0])
 
 
+@pytest.mark.timeout(120)  # a clean-up that waits on something left running is a failure
 def test_a_failed_start_leaves_no_worker_thread_or_connection(
     backend: PgDatabase | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
