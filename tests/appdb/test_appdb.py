@@ -104,6 +104,16 @@ def test_results_are_capped(app: AppDb) -> None:
     assert raised.value.error_type is QueryErrorType.TOO_LARGE
 
 
+def forged_event(app: AppDb) -> str:
+    """A complete, well-formed outbox row: only the guard can stop it (no NOT NULL to trip)."""
+    table = "_wasmlet_outbox" if app.db.dialect == "sqlite" else "wasmlet.outbox"
+    return (
+        f"INSERT INTO {table} (event_id, function_name, op, schema_name, table_name, "
+        f"record, old_record, created_at) VALUES ('forged', 'f', 'INSERT', "
+        f"'{app.db.default_schema}', 'users', '{{\"email\": \"forged@x\"}}', NULL, 0)"
+    )
+
+
 def test_platform_tables_are_out_of_reach(app: AppDb) -> None:
     ref = users(app)
     app.db.install_trigger("f", ref, ["INSERT"])
@@ -111,7 +121,6 @@ def test_platform_tables_are_out_of_reach(app: AppDb) -> None:
         attempts = [
             "SELECT * FROM _wasmlet_outbox",
             "DELETE FROM _wasmlet_outbox",
-            "INSERT INTO _wasmlet_outbox (event_id) VALUES ('forged')",
             "ATTACH DATABASE 'platform.db' AS platform",
             "PRAGMA writable_schema = 1",
             f"DROP TRIGGER {app.db.trigger_names()[0]}",
@@ -129,6 +138,8 @@ def test_platform_tables_are_out_of_reach(app: AppDb) -> None:
     for sql in attempts:
         error = refused(app, sql)
         assert error.error_type in (QueryErrorType.FORBIDDEN, QueryErrorType.QUERY_ERROR), sql
+    assert refused(app, forged_event(app)).error_type is QueryErrorType.FORBIDDEN
+    assert app.db.fetch_outbox(10) == []
     # The platform's own trigger still writes the outbox for the function's inserts.
     run(app, "INSERT INTO users (id, email) VALUES ($1, $2)", 1, "a@b")
     assert [event.record["email"] for event in app.db.fetch_outbox(10)] == ["a@b"]

@@ -9,23 +9,16 @@ the registry keeps them), and puts the module where the WebAssembly bytes go.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from wasmlet.api.services import Services
 from wasmlet.errors import InvalidPayload, InvalidSource, quoted
-from wasmlet.js.package import JavaScriptPackager, clean_filename
+from wasmlet.js.package import clean_filename
 from wasmlet.registry.models import FunctionConfig
 from wasmlet.registry.names import validate_name
 
 RUNTIMES = ("wasm", "javascript")
 MB = 1024 * 1024
-
-
-@cache
-def packager() -> JavaScriptPackager:
-    """The process's packager (built on first JavaScript deploy, kept for the next)."""
-    return JavaScriptPackager()
 
 
 def runtime_of(raw: object, has_source: bool, has_wasm: bool) -> str:
@@ -69,7 +62,7 @@ def package_fields(services: Services, fields: dict[str, Any]) -> bytes:
         triggers = None  # malformed: the registry refuses it with its own message
     memory_mb = min(config.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
     timeout_ms = min(config.timeout_ms or settings.default_timeout_ms, settings.max_timeout_ms)
-    packaged = packager().package(
+    packaged = services.javascript().package(
         fields["source"],
         filename=clean_filename(fields.get("filename")),
         triggers=triggers,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmlet
@@ -16,6 +17,7 @@ from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.api.users import user_verifier
 from wasmlet.appdb.factory import open_app_database
 from wasmlet.appdb.gateway import DatabaseGateway
+from wasmlet.js.package import JavaScriptPackager
 from wasmlet.observability.alert_rules import RULES, AlertThresholds, platform_rules
 from wasmlet.observability.alerts import WINDOW_S, AlertEvaluator
 from wasmlet.observability.cluster_view import SchedulerBeats, StoreClusterView
@@ -76,9 +78,34 @@ class Services:
     secrets: Secrets
     users: JwtVerifier
     registry_listener: RegistryListener | None = None
+    exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    """Every started part's close, in start order: `close` runs them in reverse."""
+    _javascript: JavaScriptPackager | None = field(default=None, repr=False)
+    _javascript_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def javascript(self) -> JavaScriptPackager:
+        """The JavaScript packager: built on the first JavaScript deploy, closed at stop."""
+        with self._javascript_lock:
+            if self._javascript is None:
+                packager = JavaScriptPackager(scratch_dir=self.settings.data_dir / "js")
+                self.exits.callback(packager.close)
+                self._javascript = packager
+            return self._javascript
 
     @classmethod
     async def start(cls, settings: Settings, redactor: Redactor | None = None) -> Services:
+        """Start every part; a step that fails closes what started before it, in reverse."""
+        exits = contextlib.AsyncExitStack()
+        try:
+            return await cls._start(settings, redactor, exits)
+        except BaseException:
+            await exits.aclose()
+            raise
+
+    @classmethod
+    async def _start(
+        cls, settings: Settings, redactor: Redactor | None, exits: contextlib.AsyncExitStack
+    ) -> Services:
         log = get_logger("startup")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keys = load_or_create_keys(settings.keys_path, settings.service_key, settings.anon_key)
@@ -88,9 +115,11 @@ class Services:
         store = open_store(
             settings.database_url, settings.platform_db_path, schema=settings.pg_schema
         )
+        exits.callback(store.close)
         applied = store.migrate()
         secrets = Secrets(store, box, clock=time.monotonic, on_values=redactor.add)
         app_db = open_app_database(settings)
+        exits.callback(app_db.close)
         compiler = ModuleCompiler(
             Path(settings.module_cache_dir),
             CompileLimits(
@@ -101,6 +130,7 @@ class Services:
             ),
             keep_spare=True,
         )
+        exits.callback(compiler.close)
         schedules = ScheduleBook(store, clock=time.time)
         registry = Registry(
             store,
@@ -142,6 +172,7 @@ class Services:
             threads=max(2, settings.workers),
             max_bytes=settings.max_query_result_bytes,
         )
+        exits.callback(gateway.close)
 
         outbound = OutboundGateway(
             OutboundLimits(
@@ -152,12 +183,15 @@ class Services:
             ),
             metrics,
         )
-        pool = await _start_pool(settings, metrics, gateway, outbound)
+        exits.push_async_callback(outbound.aclose)
         history = open_history(settings, on_drop=metrics.history_dropped.inc)
+        if history is not None:
+            exits.push_async_callback(asyncio.to_thread, history.close)
+        pool = await _start_pool(settings, metrics, gateway, outbound, exits)
         store_gauges = StoreGauges(store, clock=time.time)
         metrics.registry.register(store_gauges)
         node = uuid.uuid4().hex
-        breakers, slots = _cluster_parts(settings, store, node, metrics)
+        breakers, slots = _cluster_parts(settings, store, node, metrics, exits)
         invoker = Invoker(
             pool,
             ConcurrencyLimiter(settings.global_concurrency),
@@ -206,6 +240,7 @@ class Services:
             channel=f"wasmlet_outbox_{settings.pg_schema}" if settings.uses_postgres else None,
         )
         dispatcher.start()
+        exits.push_async_callback(dispatcher.close)
         pruner = JobPruner(
             queue,
             JobRetention(
@@ -216,25 +251,11 @@ class Services:
             clock=time.time,
         )
         pruner.start()
-        scheduler = Scheduler(
-            store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
-        )
-
-        def heartbeat(now: float, restarts: int) -> None:
-            store.execute("heartbeat", node=node, now=now, restarts=restarts)
-
-        supervisor = SchedulerSupervisor(
-            scheduler.tick,
-            tick_s=scheduler.tick_s,
-            clock=time.time,
-            heartbeat=heartbeat,
-            metrics=metrics,
-        )
-        supervisor.start()
-        alerts = _alert_evaluator(settings, store, metrics, node)
-        alerts.start()
-        listener = _registry_listener(settings, registry, modules)
-        nodes = _node_heartbeat(settings, store, node, pool, invoker)
+        exits.push_async_callback(pruner.close)
+        supervisor = _start_scheduler(settings, store, queue, metrics, node, exits)
+        alerts = _alert_evaluator(settings, store, metrics, node, exits)
+        listener = _registry_listener(settings, registry, modules, exits)
+        nodes = _node_heartbeat(settings, store, node, pool, invoker, exits)
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, outbound,
             queue, dispatcher, schedules, supervisor, pruner,
@@ -242,33 +263,27 @@ class Services:
             compiler=compiler, registry_listener=listener,
             nodes=nodes,
             secrets=secrets,
-            users=user_verifier(settings),
+            users=_start_users(settings, exits),
+            exits=exits,
         )  # fmt: skip
 
     async def close(self) -> None:
-        if self.registry_listener is not None:
-            await self.registry_listener.close()
-        await self.scheduler.close()
-        await self.pruner.close()
-        with contextlib.suppress(Exception):  # else the row goes silent, then is forgotten
-            await asyncio.to_thread(self.store.execute, "forget_heartbeat", node=self.queue.node)
-        await self.dispatcher.close()
-        await self.invoker.breakers.aclose()
-        await self.invoker.slots.aclose()
-        await self.nodes.aclose()
-        await self.alerts.aclose()
-        await self.pool.close()
-        if self.history is not None:
-            await asyncio.to_thread(self.history.close)
-        self.gateway.close()
-        await self.outbound.aclose()
-        await self.users.aclose()
-        self.compiler.close()
-        self.store.close()
+        """Close every part, the last started first (all of them, even when one fails)."""
+        await self.exits.aclose()
+
+
+def _start_users(settings: Settings, exits: contextlib.AsyncExitStack) -> JwtVerifier:
+    users = user_verifier(settings)
+    exits.push_async_callback(users.aclose)
+    return users
 
 
 async def _start_pool(
-    settings: Settings, metrics: Metrics, gateway: DatabaseGateway, outbound: OutboundGateway
+    settings: Settings,
+    metrics: Metrics,
+    gateway: DatabaseGateway,
+    outbound: OutboundGateway,
+    exits: contextlib.AsyncExitStack,
 ) -> WorkerPool:
     worker_log = get_logger("worker")
 
@@ -296,12 +311,49 @@ async def _start_pool(
         on_event=on_worker_event,
         host_calls=host_calls,
     )
+    exits.push_async_callback(pool.close)  # a start that fails half-way stops its workers
     await pool.start()
     return pool
 
 
+def _start_scheduler(
+    settings: Settings,
+    store: Store,
+    queue: JobQueue,
+    metrics: Metrics,
+    node: str,
+    exits: contextlib.AsyncExitStack,
+) -> SchedulerSupervisor:
+    scheduler = Scheduler(
+        store, queue, metrics, clock=time.time, tick_s=settings.scheduler_tick_ms / 1000
+    )
+
+    def heartbeat(now: float, restarts: int) -> None:
+        store.execute("heartbeat", node=node, now=now, restarts=restarts)
+
+    supervisor = SchedulerSupervisor(
+        scheduler.tick,
+        tick_s=scheduler.tick_s,
+        clock=time.time,
+        heartbeat=heartbeat,
+        metrics=metrics,
+    )
+    supervisor.start()
+
+    async def stop_scheduler() -> None:
+        await supervisor.close()
+        with contextlib.suppress(Exception):  # else the row goes silent, then is forgotten
+            await asyncio.to_thread(store.execute, "forget_heartbeat", node=node)
+
+    exits.push_async_callback(stop_scheduler)
+    return supervisor
+
+
 def _registry_listener(
-    settings: Settings, registry: Registry, modules: LocalModules
+    settings: Settings,
+    registry: Registry,
+    modules: LocalModules,
+    exits: contextlib.AsyncExitStack,
 ) -> RegistryListener | None:
     """Hears other nodes' deploys (PostgreSQL only: one node per SQLite file)."""
     if not settings.uses_postgres or settings.database_url is None:
@@ -310,6 +362,7 @@ def _registry_listener(
         settings.database_url, _changes_channel(settings), registry, modules
     )
     listener.start()
+    exits.push_async_callback(listener.close)
     return listener
 
 
@@ -318,7 +371,7 @@ def _changes_channel(settings: Settings) -> str:
 
 
 def _cluster_parts(
-    settings: Settings, store: Store, node: str, metrics: Metrics
+    settings: Settings, store: Store, node: str, metrics: Metrics, exits: contextlib.AsyncExitStack
 ) -> tuple[Breakers, FunctionSlots]:
     """Breakers and `max_concurrency` slots: shared through PostgreSQL by every node,
     or this process's own on SQLite (one node)."""
@@ -336,7 +389,10 @@ def _cluster_parts(
         store, node, defaults, clock=time.time, metrics=metrics, sync_s=settings.breaker_sync_s
     )
     shared.start()
-    return shared, AdvisorySlots(settings.database_url, schema=settings.pg_schema)
+    exits.push_async_callback(shared.aclose)
+    slots = AdvisorySlots(settings.database_url, schema=settings.pg_schema)
+    exits.push_async_callback(slots.aclose)
+    return shared, slots
 
 
 def _advertised(settings: Settings) -> str:
@@ -349,7 +405,12 @@ def _advertised(settings: Settings) -> str:
 
 
 def _node_heartbeat(
-    settings: Settings, store: Store, node: str, pool: WorkerPool, invoker: Invoker
+    settings: Settings,
+    store: Store,
+    node: str,
+    pool: WorkerPool,
+    invoker: Invoker,
+    exits: contextlib.AsyncExitStack,
 ) -> NodeHeartbeat:
     heartbeat = NodeHeartbeat(
         store,
@@ -360,18 +421,19 @@ def _node_heartbeat(
         forget_s=settings.node_forget_s,
     )
     heartbeat.start()
+    exits.push_async_callback(heartbeat.aclose)
     return heartbeat
 
 
 def _alert_evaluator(
-    settings: Settings, store: Store, metrics: Metrics, node: str
+    settings: Settings, store: Store, metrics: Metrics, node: str, exits: contextlib.AsyncExitStack
 ) -> AlertEvaluator:
     thresholds = AlertThresholds(
         scheduler_stale_s=settings.alert_scheduler_stale_s,
         queue_age_s=settings.alert_queue_age_s,
         node_silent_s=settings.alert_node_silent_s,
     )
-    return AlertEvaluator(
+    alerts = AlertEvaluator(
         metrics,
         clock=time.time,
         rules=RULES + platform_rules(thresholds),
@@ -379,3 +441,6 @@ def _alert_evaluator(
         node=node,
         interval_s=settings.alert_interval_s,
     )
+    alerts.start()
+    exits.push_async_callback(alerts.aclose)
+    return alerts

@@ -84,6 +84,11 @@ class AppDatabase(ABC):
     def install_trigger(self, function: str, ref: TableRef, events: list[str]) -> None: ...
 
     @abstractmethod
+    def replace_triggers(self, function: str, wanted: list[tuple[TableRef, list[str]]]) -> None:
+        """Drop `function`'s capture triggers and create `wanted`, in one transaction:
+        on failure the triggers it had are still there, and none of the new ones."""
+
+    @abstractmethod
     def drop_triggers(self, function: str) -> int:
         """Drop every capture trigger of `function`; how many there were."""
 

@@ -3,7 +3,10 @@
 Queries run on a small thread pool (each thread keeps its own connection). Only
 `db_unavailable` failures count for the breaker: a bad query is the function's
 problem, a dead database is everyone's. While the breaker is open, calls fail fast
-with `db_unavailable` instead of waiting on connection timeouts.
+with `db_unavailable` instead of waiting on connection timeouts. Anything else the
+database layer raises is answered as `db_unavailable` and counted as such (a probe
+left without a verdict would keep a half-open breaker shut for good); a cancelled
+call gives no verdict.
 """
 
 from __future__ import annotations
@@ -58,6 +61,19 @@ class DatabaseGateway:
                 error_type=str(exc.error_type),
             )
             return exc.to_json()
+        except Exception as exc:  # not an answer of the database's: count it as one unreachable
+            self.breaker.record(False)
+            self._log.error(
+                "query failed unexpectedly",
+                function=call.function,
+                request_id=call.invocation_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            message = f"the query could not be run ({type(exc).__name__})"
+            return QueryError(QueryErrorType.DB_UNAVAILABLE, message).to_json()
+        except BaseException:  # cancelled: no verdict, and a half-open probe is free again
+            self.breaker.abandon()
+            raise
         self.breaker.record(True)
         return result
 

@@ -165,6 +165,23 @@ class PostgresAppDatabase(AppDatabase):
         return row is not None and ref.schema != self.schema
 
     def install_trigger(self, function: str, ref: TableRef, events: list[str]) -> None:
+        with self._admin_lock:
+            self._create_trigger(self._admin_conn(), function, ref, events)
+
+    def replace_triggers(self, function: str, wanted: list[tuple[TableRef, list[str]]]) -> None:
+        prefix = function_trigger_prefix(function)
+        found = [t for t in self._triggers() if t[0].startswith(prefix)]
+        with self._admin_lock:
+            conn = self._admin_conn()
+            with conn.transaction():  # DDL is transactional in PostgreSQL
+                for name, schema, table in found:
+                    conn.execute(_drop_trigger(name, schema, table))
+                for ref, events in wanted:
+                    self._create_trigger(conn, function, ref, events)
+
+    def _create_trigger(
+        self, conn: psycopg.Connection[Any], function: str, ref: TableRef, events: list[str]
+    ) -> None:
         statement = sql.SQL(
             "CREATE TRIGGER {name} AFTER {events} ON {schema}.{table} "
             "FOR EACH ROW EXECUTE FUNCTION {platform}.capture_change({function})"
@@ -176,8 +193,7 @@ class PostgresAppDatabase(AppDatabase):
             platform=sql.Identifier(self.schema),
             function=sql.Literal(function),
         )
-        with self._admin_lock:
-            self._admin_conn().execute(statement)
+        conn.execute(statement)
 
     def _triggers(self) -> list[tuple[str, str, str]]:
         with self._admin_lock:
@@ -203,11 +219,7 @@ class PostgresAppDatabase(AppDatabase):
         with self._admin_lock:
             conn = self._admin_conn()
             for name, schema, table in found:
-                conn.execute(
-                    sql.SQL("DROP TRIGGER IF EXISTS {} ON {}.{}").format(
-                        sql.Identifier(name), sql.Identifier(schema), sql.Identifier(table)
-                    )
-                )
+                conn.execute(_drop_trigger(name, schema, table))
         return len(found)
 
     def fetch_outbox(self, limit: int) -> list[OutboxEvent]:
@@ -233,6 +245,12 @@ class PostgresAppDatabase(AppDatabase):
             self._admin.close()
             for conn in self._guest_conns:
                 conn.close()
+
+
+def _drop_trigger(name: str, schema: str, table: str) -> sql.Composed:
+    return sql.SQL("DROP TRIGGER IF EXISTS {} ON {}.{}").format(
+        sql.Identifier(name), sql.Identifier(schema), sql.Identifier(table)
+    )
 
 
 def _adapt(value: Any) -> Any:

@@ -10,10 +10,12 @@ but a few read-only pragmas; only the platform's own triggers may write the outb
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,19 +184,33 @@ class SqliteAppDatabase(AppDatabase):
         return row is not None and not is_platform_name(ref.table)
 
     def install_trigger(self, function: str, ref: TableRef, events: list[str]) -> None:
-        with self._admin_lock:
-            columns = [
-                row[1] for row in self._admin.execute(f"PRAGMA table_info({_quote(ref.table)})")
-            ]
-            base = trigger_name(function, ref)
-            self._admin.execute("BEGIN IMMEDIATE")
-            try:
-                for event in events:
-                    self._admin.execute(_trigger_sql(base, function, ref, event, columns))
-            except BaseException:
-                self._admin.execute("ROLLBACK")
-                raise
-            self._admin.execute("COMMIT")
+        with self._admin_lock, self._admin_transaction():
+            self._create_triggers(function, ref, events)
+
+    def replace_triggers(self, function: str, wanted: list[tuple[TableRef, list[str]]]) -> None:
+        prefix = function_trigger_prefix(function)
+        names = [name for name in self.trigger_names() if name.startswith(prefix)]
+        with self._admin_lock, self._admin_transaction():  # DDL is transactional in SQLite
+            for name in names:
+                self._admin.execute(f"DROP TRIGGER IF EXISTS {_quote(name)}")
+            for ref, events in wanted:
+                self._create_triggers(function, ref, events)
+
+    @contextlib.contextmanager
+    def _admin_transaction(self) -> Iterator[None]:
+        self._admin.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._admin.execute("ROLLBACK")
+            raise
+        self._admin.execute("COMMIT")
+
+    def _create_triggers(self, function: str, ref: TableRef, events: list[str]) -> None:
+        columns = [row[1] for row in self._admin.execute(f"PRAGMA table_info({_quote(ref.table)})")]
+        base = trigger_name(function, ref)
+        for event in events:
+            self._admin.execute(_trigger_sql(base, function, ref, event, columns))
 
     def drop_triggers(self, function: str) -> int:
         prefix = function_trigger_prefix(function)

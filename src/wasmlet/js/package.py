@@ -28,7 +28,7 @@ from typing import Any
 
 import wasmtime
 
-from wasmlet.errors import InvalidSource, InvalidTrigger
+from wasmlet.errors import InternalError, InvalidSource, InvalidTrigger
 from wasmlet.js.engine import QUICKJS_VERSION, EngineBuild, default_cache_dir, ensure_engine
 from wasmlet.js.snapshot import SNAPSHOT_GLOBAL_PREFIX, exporting_globals, snapshot
 from wasmlet.runtime.host import HOST_MODULE
@@ -73,13 +73,25 @@ class JavaScriptPackager:
     own engine, so one deploy's timeout never interrupts another's).
     """
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
+    def __init__(self, cache_dir: Path | None = None, scratch_dir: Path | None = None) -> None:
+        """`cache_dir`: the engine build, shared by every server on the machine (it depends
+        only on the sources); `scratch_dir`: this server's init runs (else the system's)."""
         self._cache_dir = cache_dir or default_cache_dir()
+        self._scratch_dir = scratch_dir
         self._lock = threading.Lock()
         self._build: EngineBuild | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Let go of the engine build; a later `package` is refused."""
+        with self._lock:
+            self._closed = True
+            self._build = None
 
     def engine(self) -> EngineBuild:
         with self._lock:
+            if self._closed:
+                raise InternalError("the JavaScript packager is closed (the server is stopping)")
             if self._build is None:
                 self._build = ensure_engine(self._cache_dir)
             return self._build
@@ -116,6 +128,7 @@ class JavaScriptPackager:
             json.dumps(request).encode("utf-8"),
             memory_limit_bytes,
             timeout_ms,
+            self._scratch_dir,
         )
         init_ms = (time.perf_counter() - started) * 1000
         report = _check_report(run, filename, timeout_ms)
@@ -168,7 +181,11 @@ def _init_engine() -> wasmtime.Engine:
 
 
 def _run_init(
-    module_path: Path, request: bytes, memory_limit_bytes: int, timeout_ms: int
+    module_path: Path,
+    request: bytes,
+    memory_limit_bytes: int,
+    timeout_ms: int,
+    scratch_dir: Path | None = None,
 ) -> _InitRun:
     engine = _init_engine()
     module = wasmtime.Module.deserialize_file(engine, str(module_path))
@@ -176,7 +193,9 @@ def _run_init(
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     _define_init_host(linker, run)
-    with tempfile.TemporaryDirectory(prefix="wasmlet-js-init-") as tmp:
+    if scratch_dir is not None:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wasmlet-js-init-", dir=scratch_dir) as tmp:
         stdin, stdout, stderr = (Path(tmp, name) for name in ("stdin", "stdout", "stderr"))
         stdin.write_bytes(request)
         wasi = wasmtime.WasiConfig()

@@ -94,9 +94,26 @@ class Registry:
         else:
             trigger_list = self._triggers.validate(triggers)
         compiled = self._compiler.compile(wasm)
-        created = self._store_version(valid_name, wasm, compiled, parsed, trigger_list)
-        self._triggers.install(valid_name, trigger_list)
+        # Two databases, two transactions: the capture triggers (application database)
+        # first, then the version and its schedules (platform store). If the second
+        # fails, the first is undone: the previous version keeps serving, with its triggers.
+        self._triggers.capture(valid_name, trigger_list)
+        try:
+            created = self._store_version(valid_name, wasm, compiled, parsed, trigger_list)
+        except BaseException:
+            self._restore_capture(valid_name, previous)
+            raise
         return self.get(valid_name, cached=False), created
+
+    def _restore_capture(self, name: str, previous: FunctionRecord | None) -> None:
+        try:
+            self._triggers.capture(name, previous.triggers if previous is not None else [])
+        except Exception as exc:  # the deploy's own error is the one to report
+            self._log.error(
+                "deploy failed and its capture triggers could not be restored",
+                function=name,
+                error=str(exc),
+            )
 
     def _store_version(
         self,
@@ -139,6 +156,7 @@ class Registry:
                 config=config_json,
                 now=now,
             )
+            self._triggers.sync_schedules(name, triggers)
             self._announce(name)
         self.forget(name)
         return bumped is None
@@ -242,12 +260,18 @@ class Registry:
         return self.get(name, cached=False)
 
     def delete(self, name: str) -> None:
-        self.get(name, cached=False)
-        self._triggers.remove(name)
-        with self._store.transaction():
-            self._store.execute("delete_versions", name=name)
-            self._store.execute("delete_function", name=name)
-            self._announce(name)
+        """As `deploy`: the capture triggers go first, and come back if the rows stay."""
+        record = self.get(name, cached=False)
+        self._triggers.capture(name, [])
+        try:
+            with self._store.transaction():
+                self._triggers.sync_schedules(name, [])
+                self._store.execute("delete_versions", name=name)
+                self._store.execute("delete_function", name=name)
+                self._announce(name)
+        except BaseException:
+            self._restore_capture(name, record)
+            raise
         self.forget(name)
 
     def ensure_compiled(

@@ -60,6 +60,14 @@ def no_database(call: HostCall) -> bytes:
     ).encode()
 
 
+def host_call_failed(call: HostCall, message: str) -> bytes:
+    """The answer when the server fails to answer a call: the call's "unavailable" error."""
+    if call.kind == "http_request":
+        error = {"type": "connect_failed", "message": message}
+        return pack_http_reply(json.dumps({"error": error}).encode(), b"")
+    return json.dumps({"error": {"type": "db_unavailable", "message": message}}).encode()
+
+
 @dataclass
 class HostState:
     """What the host functions of one invocation have recorded."""

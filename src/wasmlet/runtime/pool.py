@@ -13,6 +13,14 @@ never blocks it. The pool checks each frame against what the worker may send at 
 moment (READY once, then only a host call or the outcome of the job it runs, one host
 call at a time); anything else is a protocol violation: the worker is killed and
 replaced, and its job ends as `RUNTIME_CRASH`, as for a crash.
+
+A worker that dies before it is ready is replaced after a growing pause (`START_BACKOFF_S`,
+doubling, at most `MAX_START_BACKOFF_S`), not at once: a broken install (a missing
+module, an unusable interpreter) must not turn the pool into a fork loop. While no
+worker is up and every start so far has failed, `run` answers at once with
+`RUNTIME_CRASH` (not run) naming the start failure, instead of waiting for a worker.
+A host-call handler that raises is a server fault: the guest gets the call's
+"unavailable" error (`db_unavailable`, `connect_failed`) and the worker carries on.
 """
 
 from __future__ import annotations
@@ -26,13 +34,15 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from wasmlet.backoff import Backoff
+from wasmlet.observability.logs import get_logger
 from wasmlet.runtime import wire
 from wasmlet.runtime.channel import FrameChannel
 from wasmlet.runtime.child_env import child_environment
-from wasmlet.runtime.host import no_database
+from wasmlet.runtime.host import host_call_failed, no_database
 from wasmlet.runtime.outcome import HostCall, Job, Outcome, OutcomeKind
 from wasmlet.runtime.wire import Kind, ProtocolError
 
@@ -40,6 +50,10 @@ WorkerEvent = Callable[[str, int, str], None]
 """Called with (event, pid, reason): event is "started", "crashed" or "killed"."""
 HostCallHandler = Callable[[HostCall], Awaitable[bytes]]
 """Answers a guest's host call (db_query, http_request) on the server's side."""
+WORKER_ARGV = (sys.executable, "-m", "wasmlet.runtime.worker")
+START_BACKOFF_S = 0.1
+MAX_START_BACKOFF_S = 30.0
+START_BACKOFF = Backoff(base_s=START_BACKOFF_S, cap_s=MAX_START_BACKOFF_S, jitter=0.1)
 
 
 async def _no_host_calls(call: HostCall) -> bytes:
@@ -73,7 +87,9 @@ class WorkerPool:
         grace_s: float = 1.0,
         on_event: WorkerEvent | None = None,
         host_calls: HostCallHandler = _no_host_calls,
+        worker_argv: Sequence[str] = WORKER_ARGV,
     ) -> None:
+        """`worker_argv` is the worker's command (the socket's fd is appended)."""
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         self.size = size
@@ -86,6 +102,11 @@ class WorkerPool:
         self._idle: deque[_Worker] = deque()
         self._waiters: deque[asyncio.Future[_Worker]] = deque()
         self._closed = False
+        self._argv = tuple(worker_argv)
+        self._failed_starts = 0  # in a row, reset by a worker that becomes ready
+        self._respawns: set[asyncio.TimerHandle] = set()
+        self._start_failure = ""
+        self._log = get_logger("worker")
 
     @property
     def alive(self) -> int:
@@ -102,6 +123,8 @@ class WorkerPool:
 
     async def close(self) -> None:
         self._closed = True
+        for handle in self._respawns:
+            handle.cancel()
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.cancel()
@@ -112,8 +135,19 @@ class WorkerPool:
             await asyncio.to_thread(_reap, worker.process)
         self._workers.clear()
 
+    @property
+    def unavailable(self) -> bool:
+        """No worker is up, and every start since the last good one has failed."""
+        return self._failed_starts >= self.size and self.alive == 0
+
     async def run(self, job: Job, *, wait_until: float) -> Outcome:
         """Run `job` on a free worker; wait for one no later than `wait_until` (monotonic)."""
+        if self.unavailable:
+            return Outcome(
+                OutcomeKind.RUNTIME_CRASH,
+                message=f"no worker process can start: {self._start_failure}",
+                ran=False,
+            )
         try:
             worker = await self._acquire(wait_until)
         except TimeoutError:
@@ -181,7 +215,7 @@ class WorkerPool:
         parent_sock, child_sock = socket.socketpair()
         with child_sock:
             process = subprocess.Popen(
-                [sys.executable, "-m", "wasmlet.runtime.worker", str(child_sock.fileno())],
+                [*self._argv, str(child_sock.fileno())],
                 pass_fds=(child_sock.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=child_environment(),
@@ -226,6 +260,7 @@ class WorkerPool:
             if kind is not Kind.READY or body:
                 raise ProtocolError(f"{kind.name} before READY")
             worker.ready.set_result(None)
+            self._failed_starts = 0
             self._on_event("started", worker.pid, "")
             self._release(worker)
             return
@@ -256,7 +291,16 @@ class WorkerPool:
         self._release(worker)
 
     async def _answer(self, worker: _Worker, job: Job, call: HostCall) -> None:
-        reply = await self._host_calls(call)
+        try:
+            reply = await self._host_calls(call)
+        except Exception as exc:  # a server fault: the guest must not wait for its timeout
+            self._log.error(
+                "host call failed",
+                function=call.function,
+                request_id=call.invocation_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            reply = host_call_failed(call, f"the server could not answer ({type(exc).__name__})")
         if worker.alive and worker.job is job and worker.in_host_call:
             worker.in_host_call = False
             worker.channel.send(wire.encode_reply(reply))
@@ -281,11 +325,26 @@ class WorkerPool:
                 Outcome(OutcomeKind.RUNTIME_CRASH, message=f"worker process {reason}")
             )
         worker.pending = worker.job = None
-        if not worker.ready.done():
+        was_ready = worker.ready.done()
+        if not was_ready:
             worker.ready.set_exception(RuntimeError(f"worker failed to start: {reason}"))
             worker.ready.exception()
-        asyncio.get_running_loop().run_in_executor(None, _reap, worker.process)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, _reap, worker.process)
         self._on_event(event, worker.pid, reason)
+        if self._closed:
+            return
+        if was_ready:
+            self._spawn()
+            return
+        self._failed_starts += 1
+        self._start_failure = reason
+        pause = START_BACKOFF.delay(self._failed_starts - 1)
+        self._respawns.add(loop.call_later(pause, self._respawn))
+
+    def _respawn(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._respawns = {handle for handle in self._respawns if handle.when() > now}
         if not self._closed:
             self._spawn()
 

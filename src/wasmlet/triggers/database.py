@@ -2,9 +2,11 @@
 
 Validates every trigger kind (schedule triggers: `schedules.py`) and installs them.
 A database trigger is `{"type": "database", "table": "users", "events": ["INSERT", ...]}`
-(`table` may be `schema.table`; `handler` names a JavaScript export). Installing a
-function's triggers first drops every capture trigger it had, so a redeploy or a
-delete leaves none behind.
+(`table` may be `schema.table`; `handler` names a JavaScript export). A function's
+capture triggers are replaced as a whole, in one transaction on the application
+database (`capture`), so a redeploy or a delete leaves none of the old ones behind and
+a failure leaves them all; its schedule rows are synced in the caller's store
+transaction (`sync_schedules`).
 """
 
 from __future__ import annotations
@@ -107,19 +109,20 @@ class TriggerInstaller:
             )
         return TableRef(schema or self._db.default_schema, table)
 
-    def install(self, function: str, triggers: list[dict[str, Any]]) -> None:
-        self._db.drop_triggers(function)
+    def capture(self, function: str, triggers: list[dict[str, Any]]) -> None:
+        """Make `function`'s capture triggers exactly the database ones in `triggers`:
+        all or nothing (one transaction on the application database)."""
+        wanted = []
         for trigger in triggers:
             if trigger["type"] == DATABASE:
                 schema, _, table = trigger["table"].rpartition(".")  # stored normalized
-                self._db.install_trigger(function, TableRef(schema, table), trigger["events"])
+                wanted.append((TableRef(schema, table), list(trigger["events"])))
+        self._db.replace_triggers(function, wanted)
+
+    def sync_schedules(self, function: str, triggers: list[dict[str, Any]]) -> None:
+        """The schedule rows (platform store; joins the caller's transaction)."""
         if self._schedules is not None:
             self._schedules.sync(function, triggers)
-
-    def remove(self, function: str) -> None:
-        self._db.drop_triggers(function)
-        if self._schedules is not None:
-            self._schedules.sync(function, [])
 
 
 def relay_outbox(database: AppDatabase, queue: JobQueue, batch: int = 500) -> int:
