@@ -47,8 +47,15 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
                         "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
                         "wasm": {"type": "string", "format": "byte"},
                         "runtime": {"type": "string", "enum": ["wasm", "javascript"]},
-                        "source": {"type": "string", "description": "JavaScript source"},
-                        "filename": {"type": "string", "description": "for stack traces"},
+                        "source": {
+                            "type": "string",
+                            "description": "JavaScript or TypeScript source",
+                        },
+                        "filename": {
+                            "type": "string",
+                            "description": "for stack traces; a .ts or .mts name "
+                            "makes the source TypeScript",
+                        },
                         "config": {"type": "object"},
                         "triggers": {"type": "array", "items": {"type": "object"}},
                     },

