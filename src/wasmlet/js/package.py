@@ -51,6 +51,11 @@ _FILENAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}\.(?:js|mjs|ts|mts)$")
 _TYPE_DECLARATION_IMPORT = re.compile(
     r"""^([ \t]*)(import[ \t]*(["'])[^"'\r\n]*\.d\.[cm]?ts\3[ \t]*;?)""", re.MULTILINE
 )
+# What `import { type A } from "./a.ts";` is once stripped: it imported types only.
+_EMPTY_IMPORT = re.compile(
+    r"""^([ \t]*)(import[ \t]*\{\s*\}[ \t]*from[ \t]*(["'])[^"'\r\n]*\3[ \t]*;?)""",
+    re.MULTILINE,
+)
 _QUOTED = re.compile(r"""(["'])([^"'\r\n]*)\1""")
 _PARENT_PREFIX = re.compile(r"^(?:\.{1,2}/)+")
 _REFUSED_IMPORT = re.compile(r"^cannot import '(.*)': a function is a single file", re.DOTALL)
@@ -74,9 +79,11 @@ class PackagedFunction:
 
 def ignore_type_declarations(source: str) -> str:
     """The source with its `import "x.d.ts";` lines blanked (same length, same positions)."""
-    return _TYPE_DECLARATION_IMPORT.sub(
-        lambda match: match.group(1) + " " * len(match.group(2)), source
-    )
+    return _TYPE_DECLARATION_IMPORT.sub(_blank, source)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return match.group(1) + re.sub(r"[^\n]", " ", match.group(2))
 
 
 def import_refusal(specifier: str) -> str:
@@ -147,6 +154,7 @@ class JavaScriptPackager:
         if where.typescript:
             transformed = transform(code, filename, min(timeout_ms / 1000, TRANSFORM_TIMEOUT_S))
             code, where.line_map = transformed.code, transformed.line_map
+            code = _EMPTY_IMPORT.sub(_blank, code)
         build = self.engine()
         request = {
             "prelude": PRELUDE.read_text("utf-8"),
