@@ -67,6 +67,14 @@ _NO_DB_IN_INIT = json.dumps(
         }
     }
 ).encode()
+_NO_HTTP_IN_INIT = json.dumps(
+    {
+        "error": {
+            "type": "unavailable",
+            "message": "fetch cannot run at deploy, while the module's top level runs",
+        }
+    }
+).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +283,7 @@ def _run_init(
 
 
 def _define_init_host(linker: wasmtime.Linker, run: _InitRun) -> None:
-    """The `wasmlet` imports during init: logs are kept, responses and queries refused."""
+    """The `wasmlet` imports during init: logs are kept; responses, queries and fetch refused."""
     i32 = wasmtime.ValType.i32()
 
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> int:
@@ -292,18 +300,27 @@ def _define_init_host(linker: wasmtime.Linker, run: _InitRun) -> None:
     def refuse(*_: int) -> int:
         return -1
 
-    def db_query(*_: int) -> int:
-        return len(_NO_DB_IN_INIT)
-
-    def db_result(caller: wasmtime.Caller, ptr: int, length: int) -> int:
+    def copy_out(caller: wasmtime.Caller, ptr: int, length: int, data: bytes) -> int:
         memory = caller.get("memory")
-        size = min(length & 0xFFFFFFFF, len(_NO_DB_IN_INIT))
+        size = min(length & 0xFFFFFFFF, len(data))
         if not isinstance(memory, wasmtime.Memory) or (ptr & 0xFFFFFFFF) + size > memory.data_len(
             caller
         ):
             return -1
-        memory.write(caller, _NO_DB_IN_INIT[:size], ptr & 0xFFFFFFFF)
+        memory.write(caller, data[:size], ptr & 0xFFFFFFFF)
         return size
+
+    def db_query(*_: int) -> int:
+        return len(_NO_DB_IN_INIT)
+
+    def db_result(caller: wasmtime.Caller, ptr: int, length: int) -> int:
+        return copy_out(caller, ptr, length, _NO_DB_IN_INIT)
+
+    def http_request(*_: int) -> int:
+        return len(_NO_HTTP_IN_INIT)
+
+    def http_result(caller: wasmtime.Caller, ptr: int, length: int) -> int:
+        return copy_out(caller, ptr, length, _NO_HTTP_IN_INIT)
 
     def func_type(params: int) -> wasmtime.FuncType:
         return wasmtime.FuncType([i32] * params, [i32])
@@ -313,6 +330,9 @@ def _define_init_host(linker: wasmtime.Linker, run: _InitRun) -> None:
     linker.define_func(HOST_MODULE, "set_header", func_type(4), refuse)
     linker.define_func(HOST_MODULE, "db_query", func_type(4), db_query)
     linker.define_func(HOST_MODULE, "db_result", func_type(2), db_result, access_caller=True)
+    linker.define_func(HOST_MODULE, "http_request", func_type(4), http_request)
+    linker.define_func(HOST_MODULE, "http_result", func_type(2), http_result, access_caller=True)
+    linker.define_func(HOST_MODULE, "http_body", func_type(2), refuse)
 
 
 @dataclass(slots=True)
