@@ -1,0 +1,67 @@
+"""wasmlet.js.typescript on its own: the transformer's two modes, its bounds, the source map."""
+
+from __future__ import annotations
+
+import pytest
+
+from wasmlet.errors import InvalidSource
+from wasmlet.js.package import MAX_SOURCE_BYTES, JavaScriptPackager, ignore_type_declarations
+from wasmlet.js.typescript import LineMap, transform
+
+
+def test_types_only_are_stripped_in_place() -> None:
+    source = "interface A { a: string }\nexport const f = <T,>(a: T): T => a as T;\n"
+    result = transform(source, "f.ts")
+    assert result.mode == "strip"
+    assert result.line_map is None
+    assert len(result.code) == len(source)
+    assert result.code.splitlines()[1].strip() == "export const f =     (a   )    => a     ;"
+
+
+def test_an_enum_is_transformed_with_a_source_map() -> None:
+    source = "enum E {\n  A,\n  B,\n}\n\nexport const b: number = E.B;\n"
+    result = transform(source, "e.ts")
+    assert result.mode == "transform"
+    assert "enum" not in result.code
+    assert result.line_map is not None
+    last = result.code.rstrip().splitlines()
+    line = len(last)
+    assert last[-1].startswith("export const b")
+    assert result.line_map.original(line) == (6, None)
+
+
+def test_the_transform_is_bounded_in_time() -> None:
+    with pytest.raises(InvalidSource, match=r"could not be transformed within 0\.001s"):
+        transform("const a: number = 1;\n" * 1000, "slow.ts", timeout_s=0.001)
+
+
+def test_the_source_size_limit_applies_before_any_transform() -> None:
+    source = "let a: number = 1;\n" + " " * MAX_SOURCE_BYTES
+    with pytest.raises(InvalidSource, match=f"Invalid TypeScript: source over {MAX_SOURCE_BYTES}"):
+        JavaScriptPackager().package(source, filename="big.ts")
+
+
+def test_line_map_decodes_vlq_mappings() -> None:
+    # Generated line 1: column 0 -> 1:1, column 4 -> 1:5; line 3: column 2 -> 3:1 (relative:
+    # line +2, column -4); "gBAAA" is a 5-digit VLQ (+16) checking continuation bits.
+    line_map = LineMap.parse("AAAA,IAAI;;EAEJ,gBAAA")
+    assert line_map.original(1, 1) == (1, 1)
+    assert line_map.original(1, 7) == (1, 5)
+    assert line_map.original(2) is None
+    assert line_map.original(3) == (3, None)
+    assert line_map.original(3, 19) == (3, 1)
+    assert line_map.lines[3][1][0] == 18
+
+
+def test_type_declaration_imports_are_blanked_in_place() -> None:
+    source = (
+        'import "jsr:@supabase/functions-js/edge-runtime.d.ts";\n'
+        "  import './types.d.mts'\n"
+        'import "./real.ts";\n'
+        "const s = \"import 'x.d.ts'\";\n"
+    )
+    blanked = ignore_type_declarations(source)
+    assert len(blanked) == len(source)
+    lines = blanked.splitlines()
+    assert lines[0].strip() == "" and lines[1].strip() == ""
+    assert lines[2:] == source.splitlines()[2:]
