@@ -39,6 +39,12 @@ def test_types_enums_generics_deploy_and_answer(server: ServerProcess, fname: st
     assert answer.json() == {"total": 7, "level": "Low", "plenty": 10}
     many = server.invoke(fname, json.dumps({"items": [{"name": "x", "count": 12}]}).encode())
     assert many.json()["level"] == "Plenty"
+    # An enum makes it transformed code: its stack names the compiled file, not the .ts one.
+    failed = server.invoke(fname, json.dumps({"items": [{"name": "x", "count": -1}]}).encode())
+    assert failed.status_code == 500
+    log = server.wait_for_log(request_id=failed.headers["x-request-id"], operation="invoke")
+    assert "RangeError: negative count for x" in log["stderr"]
+    assert "at handler (inventory.ts.js:" in log["stderr"], log["stderr"]
 
 
 def test_multipart_ts_file_and_runtime_stack_at_the_ts_line(

