@@ -65,3 +65,22 @@ def test_type_declaration_imports_are_blanked_in_place() -> None:
     lines = blanked.splitlines()
     assert lines[0].strip() == "" and lines[1].strip() == ""
     assert lines[2:] == source.splitlines()[2:]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'let a = "é"; let b: = 2;',
+        'let a = "漢字"; let b: = 2;',
+        'let a = "😀😀"; let b: = 2;',
+        '\tlet a = "e\u0301"; let b: = 2;',
+    ],
+    ids=["accent", "wide", "emoji", "tab-combining"],
+)
+def test_syntax_error_columns_count_characters(line: str) -> None:
+    # The parser draws its caret in display cells (a tab 4, CJK and emoji 2, a combining
+    # mark 0); the message counts characters, as QuickJS's messages do.
+    with pytest.raises(InvalidSource) as raised:
+        transform(f"const ok = 1;\n{line}\n", "cols.ts")
+    column = line.index(": =") + 3
+    assert f"(cols.ts: line 2, column {column})" in str(raised.value)

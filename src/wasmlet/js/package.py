@@ -16,8 +16,9 @@ A `.ts` / `.mts` file is TypeScript: `typescript.py` turns it into JavaScript fi
 (with the JavaScript kept in the section too), and positions the engine reports at
 deploy are given in the .ts file. In either language, a side-effect import of a type
 declaration file (`import "jsr:@supabase/functions-js/edge-runtime.d.ts";`, the line
-Supabase templates start with) is blanked out, and any other import is refused with
-its specifier named.
+Supabase templates start with) is blanked out, as is, in TypeScript, an import left
+empty by stripping its `type` specifiers; any other import is refused by the engine and
+the refusal names the specifier, its line and why.
 """
 
 from __future__ import annotations

@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import string
 import subprocess
 import sys
+import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ _LIMITS_SHIM = (
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
     "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
+_LINE_BREAK = re.compile("\r\n|[\n\r\u2028\u2029]")
 _B64 = {char: index for index, char in enumerate(string.ascii_uppercase + string.ascii_lowercase)}
 _B64.update({char: 52 + index for index, char in enumerate(string.digits + "+/")})
 
@@ -116,6 +119,32 @@ def _vlq(segment: str) -> list[int]:
     return values
 
 
+def char_column(source: str, line: int, display_column: int) -> int:
+    """The character column (from 1) of a caret drawn at `display_column` under `line`.
+
+    The parser draws its caret in display cells (unicode-width): a tab is 4, a wide
+    character (CJK, emoji) 2, a combining mark 0. Columns in wasmlet's messages count
+    characters, as QuickJS's do.
+    """
+    lines = _LINE_BREAK.split(source)
+    if not 1 <= line <= len(lines):
+        return display_column
+    cells = 0
+    for index, char in enumerate(lines[line - 1]):
+        if cells >= display_column - 1:
+            return index + 1
+        cells += _cells(char)
+    return len(lines[line - 1]) + 1
+
+
+def _cells(char: str) -> int:
+    if char == "\t":
+        return 4
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
 @dataclass(frozen=True, slots=True)
 class Transformed:
     """The JavaScript for a .ts source; `line_map` is None when positions are unchanged."""
@@ -163,15 +192,17 @@ def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S
             f"{done.returncode}){': ' + detail[-1][:300] if detail else ''}"
         ) from exc
     if not result.get("ok"):
-        raise InvalidSource(_syntax_message(result, filename))
+        raise InvalidSource(_syntax_message(result, source, filename))
     mode = str(result.get("mode"))
     raw_map = result.get("map")
     line_map = LineMap.parse(str(raw_map.get("mappings", ""))) if raw_map else None
     return Transformed(str(result["code"]), mode, line_map)
 
 
-def _syntax_message(result: dict[str, object], filename: str) -> str:
+def _syntax_message(result: dict[str, object], source: str, filename: str) -> str:
     line, column = result.get("line"), result.get("column")
+    if isinstance(line, int) and isinstance(column, int):
+        column = char_column(source, line, column)
     where = f"line {line}" if line else "unknown position"
     if line and column:
         where += f", column {column}"
