@@ -39,12 +39,31 @@ def test_types_enums_generics_deploy_and_answer(server: ServerProcess, fname: st
     assert answer.json() == {"total": 7, "level": "Low", "plenty": 10}
     many = server.invoke(fname, json.dumps({"items": [{"name": "x", "count": 12}]}).encode())
     assert many.json()["level"] == "Plenty"
-    # An enum makes it transformed code: its stack names the compiled file, not the .ts one.
+    # An enum makes it transformed code, laid out again on the .ts lines: the stack names them.
     failed = server.invoke(fname, json.dumps({"items": [{"name": "x", "count": -1}]}).encode())
     assert failed.status_code == 500
     log = server.wait_for_log(request_id=failed.headers["x-request-id"], operation="invoke")
     assert "RangeError: negative count for x" in log["stderr"]
-    assert "at handler (inventory.ts.js:" in log["stderr"], log["stderr"]
+    assert "at handler (inventory.ts:37)" in log["stderr"], log["stderr"]
+
+
+def test_transformed_code_that_cannot_be_laid_out_names_the_compiled_file(
+    server: ServerProcess, fname: str
+) -> None:
+    # A whitespace-only line inside a template literal keeps the transformed code's own
+    # lines: the stack then names `FILE.ts.js`, never a wrong line of the .ts file.
+    source = (
+        "enum E { A }\n"
+        "const s = `x\n   \n`;\n"
+        "export function handler(): string {\n"
+        "  throw new Error(s + E.A);\n"
+        "}\n"
+    )
+    assert deploy_js(server, fname, source, filename="t.ts").status_code == 201
+    failed = server.invoke(fname)
+    assert failed.status_code == 500
+    log = server.wait_for_log(request_id=failed.headers["x-request-id"], operation="invoke")
+    assert "at handler (t.ts.js:" in log["stderr"], log["stderr"]
 
 
 def test_multipart_ts_file_and_runtime_stack_at_the_ts_line(

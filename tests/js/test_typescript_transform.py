@@ -13,21 +13,34 @@ def test_types_only_are_stripped_in_place() -> None:
     source = "interface A { a: string }\nexport const f = <T,>(a: T): T => a as T;\n"
     result = transform(source, "f.ts")
     assert result.mode == "strip"
-    assert result.line_map is None
+    assert result.positions is None
     assert len(result.code) == len(source)
     assert result.code.splitlines()[1].strip() == "export const f =     (a   )    => a     ;"
 
 
-def test_an_enum_is_transformed_with_a_source_map() -> None:
+def test_an_enum_is_transformed_and_laid_out_on_the_ts_lines() -> None:
     source = "enum E {\n  A,\n  B,\n}\n\nexport const b: number = E.B;\n"
     result = transform(source, "e.ts")
     assert result.mode == "transform"
     assert "enum" not in result.code
-    assert result.line_map is not None
-    last = result.code.rstrip().splitlines()
-    line = len(last)
-    assert last[-1].startswith("export const b")
-    assert result.line_map.original(line) == (6, None)
+    assert result.positions is not None
+    assert result.positions.layout is not None
+    lines = result.code.splitlines()
+    assert lines[0].startswith("var E = ")  # the enum's generated lines, joined on line 1
+    assert lines[5] == "export const b = 1;"  # line 6, as in the .ts file
+    assert result.positions.original(6) == (6, None)
+    assert result.positions.original(6, 14) == (6, 14)  # `b`
+
+
+def test_the_layout_is_dropped_when_it_would_change_a_token() -> None:
+    # The whitespace-only line inside the template literal would be dropped by the
+    # layout: printing the result differs, so the transformed code is kept as it was.
+    source = "enum E { A }\nconst s = `x\n   \n`;\nexport const handler = () => s + E.A;\n"
+    result = transform(source, "t.ts")
+    assert result.mode == "transform"
+    assert result.positions is not None
+    assert result.positions.layout is None
+    assert "`x\n   \n`" in result.code
 
 
 def test_the_transform_is_bounded_in_time() -> None:

@@ -39,7 +39,7 @@ import wasmtime
 from wasmlet.errors import InvalidSource, InvalidTrigger
 from wasmlet.js.engine import QUICKJS_VERSION, EngineBuild, default_cache_dir, ensure_engine
 from wasmlet.js.snapshot import SNAPSHOT_GLOBAL_PREFIX, exporting_globals, snapshot
-from wasmlet.js.typescript import TRANSFORM_TIMEOUT_S, LineMap, is_typescript, transform
+from wasmlet.js.typescript import TRANSFORM_TIMEOUT_S, PositionMap, is_typescript, transform
 from wasmlet.runtime.host import HOST_MODULE
 
 PRELUDE = Path(__file__).parent / "prelude.js"
@@ -162,7 +162,7 @@ class JavaScriptPackager:
         where.source = source
         if where.typescript:
             transformed = transform(code, filename, min(timeout_ms / 1000, TRANSFORM_TIMEOUT_S))
-            code, where.line_map = transformed.code, transformed.line_map
+            code, where.positions = transformed.code, transformed.positions
             code = _EMPTY_IMPORT.sub(_blank, code)
         build = self.engine()
         request = {
@@ -342,7 +342,7 @@ class _Where:
 
     filename: str
     source: str = ""
-    line_map: LineMap | None = None
+    positions: PositionMap | None = None
 
     @property
     def typescript(self) -> bool:
@@ -354,12 +354,14 @@ class _Where:
 
     @property
     def engine_filename(self) -> str:
-        """The name the engine knows: for transformed TypeScript, its own, as its lines differ."""
-        return self.filename + ".js" if self.line_map is not None else self.filename
+        """The name the engine knows: its own for transformed code whose lines differ."""
+        if self.positions is not None and self.positions.layout is None:
+            return self.filename + ".js"
+        return self.filename
 
     def position(self, line: int, column: int | None) -> str:
-        if self.line_map is not None:
-            mapped = self.line_map.original(line, column)
+        if self.positions is not None:
+            mapped = self.positions.original(line, column)
             if mapped is None:
                 return f"line {line} of the compiled JavaScript"
             line, column = mapped
@@ -367,12 +369,12 @@ class _Where:
 
     def frame(self, text: str) -> str:
         """A stack frame, its engine file:line turned into the deployed file's."""
-        line_map = self.line_map
-        if line_map is None:
+        positions = self.positions
+        if positions is None:
             return text
 
         def original(match: re.Match[str]) -> str:
-            mapped = line_map.original(int(match.group(1)))
+            mapped = positions.original(int(match.group(1)))
             return f"{self.filename}:{mapped[0]}" if mapped else match.group(0)
 
         return re.sub(re.escape(self.engine_filename) + r":(\d+)", original, text)

@@ -9,8 +9,10 @@ killed.
 Most TypeScript is only *stripped*: annotations, interfaces, generics, `import type`
 become blanks, so every line and column of the JavaScript is the one in the .ts file
 (QuickJS's syntax errors and stack traces point at the original). Enums, namespaces
-and parameter properties need code; then the source is *transformed*, and the source
-map it comes with maps QuickJS's positions at deploy back to the .ts file.
+and parameter properties need code; then the source is *transformed*, and the code is
+laid out again so each statement sits on its .ts line when that provably changes no
+token (see `strip_types.mjs`): stack traces at run time then name .ts lines too. The
+source map (and the layout) map QuickJS's positions at deploy back to the .ts file.
 """
 
 from __future__ import annotations
@@ -146,12 +148,39 @@ def _cells(char: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionMap:
+    """Positions in the JavaScript the engine runs -> positions in the .ts file.
+
+    `layout` is set when the transformed code was laid out again on the .ts file's lines
+    (`strip_types.mjs`, `relayout`): for each line the engine sees, the pieces joined on
+    it, as (column where the piece starts, its line in the transformed code), from 1.
+    """
+
+    line_map: LineMap
+    layout: list[list[tuple[int, int]]] | None = None
+
+    def original(self, line: int, column: int | None = None) -> tuple[int, int | None] | None:
+        if self.layout is None:
+            return self.line_map.original(line, column)
+        if not 1 <= line <= len(self.layout) or not self.layout[line - 1]:
+            return None
+        pieces = self.layout[line - 1]
+        if column is None:
+            return self.line_map.original(pieces[0][1])
+        start, generated = pieces[0]
+        for piece_start, piece_line in pieces:
+            if piece_start <= column:
+                start, generated = piece_start, piece_line
+        return self.line_map.original(generated, column - start + 1)
+
+
+@dataclass(frozen=True, slots=True)
 class Transformed:
-    """The JavaScript for a .ts source; `line_map` is None when positions are unchanged."""
+    """The JavaScript for a .ts source; `positions` is None when they are unchanged."""
 
     code: str
     mode: str
-    line_map: LineMap | None = None
+    positions: PositionMap | None = None
 
 
 def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S) -> Transformed:
@@ -195,8 +224,16 @@ def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S
         raise InvalidSource(_syntax_message(result, source, filename))
     mode = str(result.get("mode"))
     raw_map = result.get("map")
-    line_map = LineMap.parse(str(raw_map.get("mappings", ""))) if raw_map else None
-    return Transformed(str(result["code"]), mode, line_map)
+    if not raw_map:
+        return Transformed(str(result["code"]), mode)
+    line_map = LineMap.parse(str(raw_map.get("mappings", "")))
+    raw_layout = result.get("layout")
+    layout = (
+        [[(int(start), int(line)) for start, line in pieces] for pieces in raw_layout]
+        if isinstance(raw_layout, list)
+        else None
+    )
+    return Transformed(str(result["code"]), mode, PositionMap(line_map, layout))
 
 
 def _syntax_message(result: dict[str, object], source: str, filename: str) -> str:
