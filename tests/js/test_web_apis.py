@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from wasmlet.errors import InvalidSource
 from wasmlet.js.package import JavaScriptPackager
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.runtime.executor import Executor
@@ -61,7 +62,8 @@ export async function handler(req) {
   edited.searchParams.sort();
   edited.pathname = "/q r";
   edited.hash = "top";
-  check("url_setters_and_linked_search_params", [edited.href, String(edited), JSON.stringify({ u: edited })],
+  check("url_setters_and_linked_search_params",
+    [edited.href, String(edited), JSON.stringify({ u: edited })],
     ["http://h/q%20r?k=v+w&z=1#top", "http://h/q%20r?k=v+w&z=1#top",
      '{"u":"http://h/q%20r?k=v+w&z=1#top"}']);
 
@@ -140,7 +142,8 @@ export async function handler(req) {
 
   // No server behind this runtime: the host answers connect_failed.
   const refused = await fetch("http://127.0.0.1:9/").then(() => null,
-    (error) => [error.name, error.message.startsWith("fetch failed: connect_failed"), error.cause.type]);
+    (error) => [error.name, error.message.startsWith("fetch failed: connect_failed"),
+      error.cause.type]);
   check("fetch_failure_is_a_type_error", [refused,
     await fetch("ftp://h/").then(() => null, (error) => error.name),
     await fetch("/relative").then(() => null, (error) => error.name)],
@@ -189,7 +192,8 @@ def run_js(
     env: dict[str, str] | None = None,
     triggers: list[dict[str, Any]] | None = None,
 ) -> Outcome:
-    module = ModuleCompiler(tmp).compile(JavaScriptPackager().package(source, triggers=triggers).wasm)
+    packaged = JavaScriptPackager().package(source, triggers=triggers)
+    module = ModuleCompiler(tmp).compile(packaged.wasm)
     job = Job(
         invocation_id=f"web-{next(_ids)}",
         module_key=module.key,
@@ -270,7 +274,7 @@ Deno.serve(async (req) => ({ method: req.method, url: new URL(req.url).pathname,
 
 def test_deno_serve_twice_or_inside_a_handler_is_refused(tmp_path: Path) -> None:
     twice = "Deno.serve(() => 'a');\nDeno.serve(() => 'b');\n"
-    with pytest.raises(Exception, match="Deno.serve: a function serves one handler"):
+    with pytest.raises(InvalidSource, match=r"Deno\.serve: a function serves one handler"):
         JavaScriptPackager().package(twice)
     late = "export function handler() { Deno.serve(() => 'x'); }\n"
     outcome = run_js(late, tmp_path)
