@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.appdb import wait_until
-from tests.support.js import deploy_js
+from tests.support.js import deploy_js, example
 from tests.support.server import ServerProcess, free_port
 from tests.support.upstream import HELLO, Upstream, running_upstream
 
@@ -185,22 +185,6 @@ def test_an_upstream_that_is_down_is_retried_then_dead_lettered(
     assert failures == 4  # the synchronous call, then three attempts
 
 
-SUPABASE_STARTER = """
-console.log("Hello from Functions!");
-
-Deno.serve(async (req) => {
-  const { name } = await req.json();
-  const data = {
-    message: `Hello ${name}!`,
-  };
-
-  return new Response(
-    JSON.stringify(data),
-    { headers: { "Content-Type": "application/json" } },
-  );
-});
-"""
-
 README_GREET = """
 export async function handler(req) {
   const { name } = await req.json();
@@ -213,7 +197,7 @@ export async function handler(req) {
 def test_the_supabase_starter_answers_and_gets_the_body_when_queued(
     server: ServerProcess, fname: str
 ) -> None:
-    deploy(server, fname, SUPABASE_STARTER)
+    deploy(server, fname, example("deno_serve"))
     response = server.invoke(fname, b'{"name": "Functions"}')
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
@@ -259,3 +243,14 @@ export default {
         "path": f"/functions/v1/{fname}/items/7", "q": "a b", "method": "PUT",
         "text": "payload", "mode": "workers",
     }  # fmt: skip
+
+
+def test_the_fetch_example_reports_the_upstream(
+    server: ServerProcess, upstream: Upstream, fname: str
+) -> None:
+    entry = f"http://127.0.0.1:{upstream.port}"
+    env = {"STATUS_URL": upstream.url("/hello")}
+    deploy(server, fname, example("fetch_status"), allowed_hosts=[entry], env=env)
+    response = server.invoke(fname)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"upstream": 200, "body": HELLO.decode()}
