@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wasmlet.errors import InvalidSource
+from wasmlet.errors import InvalidSource, TooManyRequests
+from wasmlet.js import typescript
 from wasmlet.js.package import MAX_SOURCE_BYTES, JavaScriptPackager, ignore_type_declarations
 from wasmlet.js.typescript import LineMap, transform
 
@@ -97,3 +98,17 @@ def test_syntax_error_columns_count_characters(line: str) -> None:
         transform(f"const ok = 1;\n{line}\n", "cols.ts")
     column = line.index(": =") + 3
     assert f"(cols.ts: line 2, column {column})" in str(raised.value)
+
+
+def test_transforms_at_once_are_bounded() -> None:
+    held = 0
+    try:
+        while typescript._SLOTS.acquire(blocking=False):
+            held += 1
+        assert held == typescript.TRANSFORM_CONCURRENCY
+        with pytest.raises(TooManyRequests, match="transforming at once"):
+            transform("const a: number = 1;\n", "busy.ts", timeout_s=0.2)
+    finally:
+        for _ in range(held):
+            typescript._SLOTS.release()
+    assert transform("const a: number = 1;\n", "free.ts").mode == "strip"

@@ -24,12 +24,14 @@ import re
 import string
 import subprocess
 import sys
+import threading
+import time
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wasmlet.errors import InvalidSource
+from wasmlet.errors import InvalidSource, TooManyRequests
 
 SCRIPT = Path(__file__).parent / "strip_types.mjs"
 TYPESCRIPT_SUFFIXES = (".ts", ".mts")
@@ -38,6 +40,10 @@ TRANSFORM_HEAP_MB = 512
 # RLIMIT_DATA for the child: V8 reserves writable ranges at start (below ~1 GB it
 # cannot start), so this bounds a runaway parse rather than the heap (the flag above).
 TRANSFORM_DATA_MB = 1024
+# Node children at once (each ~60-100 MB resident); a deploy waits for a slot at most
+# its transform deadline, then is 429.
+TRANSFORM_CONCURRENCY = min(4, os.cpu_count() or 2)
+_SLOTS = threading.BoundedSemaphore(TRANSFORM_CONCURRENCY)
 # Runs before Node: the limits, then exec. `python -I -S` starts in ~15 ms.
 _LIMITS_SHIM = (
     "import os, resource, sys\n"
@@ -186,32 +192,17 @@ class Transformed:
 def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S) -> Transformed:
     """Types stripped (or transformed); InvalidSource naming file:line:column if it won't parse."""
     request = json.dumps({"source": source, "filename": filename}).encode("utf-8", "surrogatepass")
+    started = time.monotonic()
+    if not _SLOTS.acquire(timeout=timeout_s):
+        raise TooManyRequests("Too many TypeScript deploys transforming at once; retry shortly")
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-I",
-                "-S",
-                "-c",
-                _LIMITS_SHIM,
-                str(TRANSFORM_DATA_MB),
-                str(math.ceil(timeout_s) + 1),
-                str(node_binary()),
-                "--no-warnings",
-                f"--max-old-space-size={TRANSFORM_HEAP_MB}",
-                "--disallow-code-generation-from-strings",
-                str(SCRIPT),
-            ],
-            input=request,
-            capture_output=True,
-            timeout=timeout_s,
-            env={"PATH": os.defpath},
-            check=False,
-        )
+        done = _run_node(request, timeout_s - (time.monotonic() - started))
     except subprocess.TimeoutExpired as exc:
         raise InvalidSource(
             f"Invalid TypeScript: {filename} could not be transformed within {timeout_s:g}s"
         ) from exc
+    finally:
+        _SLOTS.release()
     try:
         result = json.loads(done.stdout.decode("utf-8").strip().splitlines()[-1])
     except (UnicodeDecodeError, json.JSONDecodeError, IndexError) as exc:
@@ -234,6 +225,32 @@ def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S
         else None
     )
     return Transformed(str(result["code"]), mode, PositionMap(line_map, layout))
+
+
+def _run_node(request: bytes, timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    """`strip_types.mjs` under its limits; TimeoutExpired past `timeout_s` (killed)."""
+    timeout_s = max(timeout_s, 0.001)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _LIMITS_SHIM,
+            str(TRANSFORM_DATA_MB),
+            str(math.ceil(timeout_s) + 1),
+            str(node_binary()),
+            "--no-warnings",
+            f"--max-old-space-size={TRANSFORM_HEAP_MB}",
+            "--disallow-code-generation-from-strings",
+            str(SCRIPT),
+        ],
+        input=request,
+        capture_output=True,
+        timeout=timeout_s,
+        env={"PATH": os.defpath},
+        check=False,
+    )
 
 
 def _syntax_message(result: dict[str, object], source: str, filename: str) -> str:
