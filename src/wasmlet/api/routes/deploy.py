@@ -85,7 +85,7 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
     openapi_extra=_DEPLOY_SCHEMA,
     tags=["functions"],
     responses={
-        **errors(400, 401, 413),
+        **errors(400, 401, 413, 429),
         200: {"description": "Redeployed: the function's record, at its new version"},
         201: {"description": "Created: the function's record"},
     },
