@@ -145,7 +145,8 @@ def test_a_failed_redeploy_keeps_the_running_version(server: ServerProcess, fnam
     [
         ("export function main() {}\n", "exports no function named 'handler'"),
         ("export const handler = 42;\n", "exports no function named 'handler'"),
-        ("import helper from './helper.js';\nexport const handler = helper;\n", "cannot import"),
+        ("import helper from './helper.js';\nexport const handler = helper;\n",
+         'import "./helper.js" refused (handler.js: line 1): only this one file is deployed'),
         ("throw new TypeError('config missing');\nexport const handler = () => 1;\n",
          "TypeError: config missing"),
         ("null.boom;\nexport const handler = () => 1;\n", "cannot read property 'boom' of null"),

@@ -26,7 +26,8 @@ def test_the_engine_is_a_guest_abi_module_with_an_init_export(js_engine: EngineB
     imports = {(item.module, item.name) for item in module.imports}
     assert {module_name for module_name, _ in imports} == {"wasi_snapshot_preview1", "wasmlet"}
     assert {name for module_name, name in imports if module_name == "wasmlet"} == {
-        "log", "set_status", "set_header", "db_query", "db_result",
+        "log", "set_status", "set_header", "db_query", "db_result", "http_request",
+        "http_result", "http_body",
     }  # fmt: skip
 
 

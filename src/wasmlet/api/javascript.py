@@ -1,7 +1,8 @@
 """Deploying JavaScript: from a deploy request's fields to the module the registry stores.
 
 The deploy route reads `runtime` (`"wasm"`, the default, or `"javascript"`) and, for
-JavaScript, the `source` text (JSON) or file (multipart). `package_fields` turns the
+JavaScript, the `source` text (JSON) or file (multipart); a `.ts` / `.mts` file name
+(`filename`, or the uploaded file's) makes it TypeScript. `package_fields` turns the
 source into a WASI module with `wasmlet.js.package`, under the function's memory and
 timeout limits and for its triggers (this deploy's, else the previous version's, as
 the registry keeps them), and puts the module where the WebAssembly bytes go.

@@ -134,7 +134,8 @@ def deploy(
 ) -> None:
     """Deploy WASM_FILE as function NAME (a new version if it exists).
 
-    A .js or .mjs file is deployed as a JavaScript function. On a redeploy, the fields
+    A .js or .mjs file is deployed as a JavaScript function, a .ts or .mts file as a
+    TypeScript one (types are stripped at deploy). On a redeploy, the fields
     given with --config and the flags replace those fields of the deployed config and
     every other field (env, retry, ...) is kept, unless --replace-config.
     """
@@ -150,7 +151,7 @@ def deploy(
     with _client(url, key, data_dir) as client:
         if config is not None and not replace_config:
             config = {**_deployed_config(client, name), **config}
-        if path.suffix in (".js", ".mjs"):
+        if path.suffix in (".js", ".mjs", ".ts", ".mts"):
             source = path.read_text("utf-8")
             record = client.deploy_javascript(name, source, config, filename=path.name)
         else:

@@ -47,8 +47,15 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
                         "name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
                         "wasm": {"type": "string", "format": "byte"},
                         "runtime": {"type": "string", "enum": ["wasm", "javascript"]},
-                        "source": {"type": "string", "description": "JavaScript source"},
-                        "filename": {"type": "string", "description": "for stack traces"},
+                        "source": {
+                            "type": "string",
+                            "description": "JavaScript or TypeScript source",
+                        },
+                        "filename": {
+                            "type": "string",
+                            "description": "for stack traces; a .ts or .mts name "
+                            "makes the source TypeScript",
+                        },
                         "config": {"type": "object"},
                         "triggers": {"type": "array", "items": {"type": "object"}},
                     },
@@ -78,7 +85,7 @@ _DEPLOY_SCHEMA: dict[str, Any] = {
     openapi_extra=_DEPLOY_SCHEMA,
     tags=["functions"],
     responses={
-        **errors(400, 401, 413),
+        **errors(400, 401, 413, 429),
         200: {"description": "Redeployed: the function's record, at its new version"},
         201: {"description": "Created: the function's record"},
     },

@@ -45,6 +45,11 @@ WASMLET_IMPORT("db_query")
 int32_t host_db_query(const void *sql, int32_t sql_len, const void *params, int32_t params_len);
 WASMLET_IMPORT("db_result") int32_t host_db_result(void *buf, int32_t buf_len);
 
+WASMLET_IMPORT("http_request")
+int32_t host_http_request(const void *head, int32_t head_len, const void *body, int32_t body_len);
+WASMLET_IMPORT("http_result") int32_t host_http_result(void *buf, int32_t buf_len);
+WASMLET_IMPORT("http_body") int32_t host_http_body(void *buf, int32_t buf_len);
+
 #define EXIT_HANDLER_FAILED 1
 #define EXIT_ENGINE_FAILED 70
 #define JS_STACK_SIZE (384 * 1024)
@@ -380,6 +385,60 @@ static JSValue prim_db_query(JSContext *c, JSValueConst this_val, int argc, JSVa
     return text;
 }
 
+/* httpRequest(headJson, body) -> the host's response head JSON text (a response's
+ * status, headers and body_length, or {"error": {...}}), or null when the host
+ * refused the arguments. fetch in the prelude reads the body with httpBody(n). */
+static JSValue prim_http_request(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    size_t head_len;
+    const char *head = JS_ToCStringLen(c, &head_len, argv[0]);
+    if (!head)
+        return JS_EXCEPTION;
+    size_t body_len = 0;
+    const char *to_free = NULL;
+    JSValue held = JS_UNDEFINED;
+    const uint8_t *body = (const uint8_t *)"";
+    if (!JS_IsUndefined(argv[1]) && !JS_IsNull(argv[1])) {
+        body = bytes_of(c, argv[1], &body_len, &to_free, &held);
+        if (!body) {
+            release_bytes(c, to_free, held);
+            JS_FreeCString(c, head);
+            return JS_ThrowTypeError(c, "httpRequest: the body must be a string or bytes");
+        }
+    }
+    int32_t size = host_http_request(head, (int32_t)head_len, body, (int32_t)body_len);
+    release_bytes(c, to_free, held);
+    JS_FreeCString(c, head);
+    if (size < 0)
+        return JS_NULL;
+    char *text = malloc((size_t)size + 1);
+    if (!text)
+        return JS_ThrowInternalError(c, "out of memory reading a response head");
+    int32_t copied = host_http_result(text, size);
+    if (copied < 0) {
+        free(text);
+        return JS_NULL;
+    }
+    JSValue result = JS_NewStringLen(c, text, (size_t)copied);
+    free(text);
+    return result;
+}
+
+/* httpBody(length) -> ArrayBuffer with the last response's body (at most length bytes) */
+static JSValue prim_http_body(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    uint32_t length;
+    if (JS_ToUint32(c, &length, argv[0]))
+        return JS_EXCEPTION;
+    if (length > 0x7fffffffU)
+        return JS_ThrowRangeError(c, "httpBody: length out of range");
+    uint8_t *data = malloc(length ? length : 1);
+    if (!data)
+        return JS_ThrowInternalError(c, "out of memory reading a response body");
+    int32_t got = length ? host_http_body(data, (int32_t)length) : 0;
+    JSValue buffer = JS_NewArrayBufferCopy(c, data, got > 0 ? (size_t)got : 0);
+    free(data);
+    return buffer;
+}
+
 static const JSCFunctionListEntry primitives[] = {
     JS_CFUNC_DEF("write", 2, prim_write),
     JS_CFUNC_DEF("readInput", 0, prim_read_input),
@@ -393,6 +452,8 @@ static const JSCFunctionListEntry primitives[] = {
     JS_CFUNC_DEF("random", 0, prim_random),
     JS_CFUNC_DEF("monotonicMs", 0, prim_monotonic),
     JS_CFUNC_DEF("dbQuery", 2, prim_db_query),
+    JS_CFUNC_DEF("httpRequest", 2, prim_http_request),
+    JS_CFUNC_DEF("httpBody", 1, prim_http_body),
 };
 
 /* ---- reporting ------------------------------------------------------------------ */
