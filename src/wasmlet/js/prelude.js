@@ -1344,6 +1344,8 @@
     let method = request.method;
     let url = request.url;
     let headers = new Headers(request.headers);
+    if (!headers.has("accept")) headers.set("accept", "*/*");
+    if (!headers.has("user-agent")) headers.set("user-agent", "wasmlet-fetch");
     let body = request._body;
     for (let redirects = 0; ; redirects++) {
       signal.throwIfAborted();
