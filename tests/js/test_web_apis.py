@@ -272,6 +272,26 @@ Deno.serve(async (req) => ({ method: req.method, url: new URL(req.url).pathname,
     }  # fmt: skip
 
 
+def test_a_fetch_style_handler_gets_a_database_event_as_a_json_post(tmp_path: Path) -> None:
+    # What a Supabase database webhook sends to an Edge Function.
+    source = """
+Deno.serve(async (req) => {
+  const event = await req.json();
+  return `${req.method} ${req.headers.get("content-type")} ${event.type} ${event.record.id}`;
+});
+"""
+    event = {"type": "INSERT", "table": "users", "schema": "public", "record": {"id": 7}}
+    outcome = run_js(
+        source,
+        tmp_path,
+        stdin=json.dumps(event).encode(),
+        env={"WASMLET_TRIGGER": "database"},
+        triggers=[{"type": "database", "table": "users", "events": ["INSERT"]}],
+    )
+    assert outcome.kind is OutcomeKind.OK, outcome.stderr.decode(errors="replace")
+    assert outcome.stdout == b"POST application/json INSERT 7"
+
+
 def test_deno_serve_twice_or_inside_a_handler_is_refused(tmp_path: Path) -> None:
     twice = "Deno.serve(() => 'a');\nDeno.serve(() => 'b');\n"
     with pytest.raises(InvalidSource, match=r"Deno\.serve: a function serves one handler"):
