@@ -315,3 +315,19 @@ export default () => seen;
     assert outcome.stdout == (
         b"fetch failed: unavailable: fetch cannot run at deploy, while the module's top level runs"
     )
+
+
+def test_console_shows_web_api_objects_by_their_contents(tmp_path: Path) -> None:
+    source = """
+export function handler(req) {
+  console.log(new Headers({ "X-A": "1" }), new URL("http://h/p?q=1"),
+    new URLSearchParams("a=1"), new Response("x", { status: 201 }));
+}
+"""
+    outcome = run_js(source, tmp_path)
+    assert outcome.kind is OutcomeKind.OK, outcome.stderr.decode(errors="replace")
+    lines = [line for _, line in outcome.logs]
+    assert lines == [
+        '{"Headers":[["x-a","1"]]} "http://h/p?q=1" {"URLSearchParams":"a=1"} '
+        '{"Response":{"status":201,"url":""}}'
+    ]
