@@ -108,6 +108,7 @@ def test_fetch_through_an_allow_list_entry_and_forbidden_without_it(
     assert seen["method"] == "POST" and json.loads(seen["body"]) == {"order": 7}
     assert seen["headers"]["x-api"] == "v1"
     assert seen["headers"]["content-type"] == "application/json"
+    assert seen["headers"]["user-agent"] == "wasmlet-fetch" and seen["headers"]["accept"] == "*/*"
     assert server.metric("functions_http_requests_total", name=fname, host=entry, outcome="ok") == 2
 
     other = f"{fname[:50]}-none"

@@ -272,6 +272,26 @@ Deno.serve(async (req) => ({ method: req.method, url: new URL(req.url).pathname,
     }  # fmt: skip
 
 
+def test_a_fetch_style_handler_gets_a_database_event_as_a_json_post(tmp_path: Path) -> None:
+    # What a Supabase database webhook sends to an Edge Function.
+    source = """
+Deno.serve(async (req) => {
+  const event = await req.json();
+  return `${req.method} ${req.headers.get("content-type")} ${event.type} ${event.record.id}`;
+});
+"""
+    event = {"type": "INSERT", "table": "users", "schema": "public", "record": {"id": 7}}
+    outcome = run_js(
+        source,
+        tmp_path,
+        stdin=json.dumps(event).encode(),
+        env={"WASMLET_TRIGGER": "database"},
+        triggers=[{"type": "database", "table": "users", "events": ["INSERT"]}],
+    )
+    assert outcome.kind is OutcomeKind.OK, outcome.stderr.decode(errors="replace")
+    assert outcome.stdout == b"POST application/json INSERT 7"
+
+
 def test_deno_serve_twice_or_inside_a_handler_is_refused(tmp_path: Path) -> None:
     twice = "Deno.serve(() => 'a');\nDeno.serve(() => 'b');\n"
     with pytest.raises(InvalidSource, match=r"Deno\.serve: a function serves one handler"):
@@ -295,3 +315,19 @@ export default () => seen;
     assert outcome.stdout == (
         b"fetch failed: unavailable: fetch cannot run at deploy, while the module's top level runs"
     )
+
+
+def test_console_shows_web_api_objects_by_their_contents(tmp_path: Path) -> None:
+    source = """
+export function handler(req) {
+  console.log(new Headers({ "X-A": "1" }), new URL("http://h/p?q=1"),
+    new URLSearchParams("a=1"), new Response("x", { status: 201 }));
+}
+"""
+    outcome = run_js(source, tmp_path)
+    assert outcome.kind is OutcomeKind.OK, outcome.stderr.decode(errors="replace")
+    lines = [line for _, line in outcome.logs]
+    assert lines == [
+        '{"Headers":[["x-a","1"]]} "http://h/p?q=1" {"URLSearchParams":"a=1"} '
+        '{"Response":{"status":201,"url":""}}'
+    ]

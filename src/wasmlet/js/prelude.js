@@ -259,6 +259,10 @@
           if (seen.has(item)) return "[Circular]";
           seen.add(item);
           if (item instanceof Map) return { Map: [...item.entries()] };
+          if (item instanceof Headers) return { Headers: [...item] };
+          if (item instanceof URLSearchParams) return { URLSearchParams: item.toString() };
+          if (item instanceof Request) return { Request: { method: item.method, url: item.url } };
+          if (item instanceof Response) return { Response: { status: item.status, url: item.url } };
           if (item instanceof Set) return { Set: [...item.values()] };
         }
         return item;
@@ -1344,6 +1348,8 @@
     let method = request.method;
     let url = request.url;
     let headers = new Headers(request.headers);
+    if (!headers.has("accept")) headers.set("accept", "*/*");
+    if (!headers.has("user-agent")) headers.set("user-agent", "wasmlet-fetch");
     let body = request._body;
     for (let redirects = 0; ; redirects++) {
       signal.throwIfAborted();
