@@ -15,8 +15,6 @@ from typing import Any
 from wasmlet.api.services import Services
 from wasmlet.errors import InvalidPayload, InvalidSource, quoted
 from wasmlet.js.package import clean_filename
-from wasmlet.registry.models import FunctionConfig
-from wasmlet.registry.names import validate_name
 
 RUNTIMES = ("wasm", "javascript")
 MB = 1024 * 1024
@@ -47,20 +45,10 @@ def source_text(raw: object) -> str:
 
 def package_fields(services: Services, fields: dict[str, Any]) -> bytes:
     """The module for a JavaScript deploy (run in a worker thread: it compiles and runs)."""
-    name = validate_name(fields["name"])
     settings = services.settings
-    previous = services.registry.find(name, cached=False)
-    if fields["config"] is not None:
-        config = FunctionConfig.parse(fields["config"])
-    else:
-        config = previous.config if previous is not None else FunctionConfig()
-    triggers = fields["triggers"]
-    if triggers is None and previous is not None:
-        triggers = previous.triggers
-    if triggers is not None and not (
-        isinstance(triggers, list) and all(isinstance(item, dict) for item in triggers)
-    ):
-        triggers = None  # malformed: the registry refuses it with its own message
+    config, triggers = services.registry.effective(
+        fields["name"], fields["config"], fields["triggers"]
+    )
     memory_mb = min(config.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
     timeout_ms = min(config.timeout_ms or settings.default_timeout_ms, settings.max_timeout_ms)
     packaged = services.javascript().package(

@@ -85,14 +85,7 @@ class Registry:
         """Create or redeploy `name`; the record and whether it is new."""
         valid_name = validate_name(name)
         previous = self.find(valid_name, cached=False)
-        if config is None and previous is not None:
-            parsed = previous.config
-        else:
-            parsed = self._check_limits(FunctionConfig.parse(config))
-        if triggers is None and previous is not None:
-            trigger_list = previous.triggers
-        else:
-            trigger_list = self._triggers.validate(triggers)
+        parsed, trigger_list = self._effective(previous, config, triggers)
         compiled = self._compiler.compile(wasm)
         # Two databases, two transactions: the capture triggers (application database)
         # first, then the version and its schedules (platform store). If the second
@@ -104,6 +97,24 @@ class Registry:
             self._restore_capture(valid_name, previous)
             raise
         return self.get(valid_name, cached=False), created
+
+    def effective(
+        self, name: object, config: object = None, triggers: object = None
+    ) -> tuple[FunctionConfig, list[dict[str, Any]]]:
+        """The configuration and triggers a deploy of `name` with these fields would keep:
+        each one given is checked, each one left out is the live version's."""
+        return self._effective(self.find(validate_name(name), cached=False), config, triggers)
+
+    def _effective(
+        self, previous: FunctionRecord | None, config: object, triggers: object
+    ) -> tuple[FunctionConfig, list[dict[str, Any]]]:
+        if config is None and previous is not None:
+            parsed = previous.config
+        else:
+            parsed = self._check_limits(FunctionConfig.parse(config))
+        if triggers is None and previous is not None:
+            return parsed, previous.triggers
+        return parsed, self._triggers.validate(triggers)
 
     def _restore_capture(self, name: str, previous: FunctionRecord | None) -> None:
         try:
