@@ -165,19 +165,36 @@ class PostgresAppDatabase(AppDatabase):
         return row is not None and ref.schema != self.schema
 
     def install_trigger(self, function: str, ref: TableRef, events: list[str]) -> None:
-        statement = sql.SQL(
-            "CREATE TRIGGER {name} AFTER {events} ON {schema}.{table} "
-            "FOR EACH ROW EXECUTE FUNCTION {platform}.capture_change({function})"
-        ).format(
-            name=sql.Identifier(trigger_name(function, ref)),
-            events=sql.SQL(" OR ").join(sql.SQL(e) for e in events),
-            schema=sql.Identifier(ref.schema),
-            table=sql.Identifier(ref.table),
-            platform=sql.Identifier(self.schema),
-            function=sql.Literal(function),
-        )
+        """The trigger's arguments: the function, then the table's primary key columns
+        (the row's name for order per row; none without a primary key)."""
         with self._admin_lock:
-            self._admin_conn().execute(statement)
+            conn = self._admin_conn()
+            key = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                    "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indrelid = %s::regclass AND i.indisprimary "
+                    "ORDER BY array_position(i.indkey, a.attnum)",
+                    [
+                        sql.SQL("{}.{}")
+                        .format(sql.Identifier(ref.schema), sql.Identifier(ref.table))
+                        .as_string(conn)
+                    ],
+                ).fetchall()
+            ]
+            statement = sql.SQL(
+                "CREATE TRIGGER {name} AFTER {events} ON {schema}.{table} "
+                "FOR EACH ROW EXECUTE FUNCTION {platform}.capture_change({arguments})"
+            ).format(
+                name=sql.Identifier(trigger_name(function, ref)),
+                events=sql.SQL(" OR ").join(sql.SQL(e) for e in events),
+                schema=sql.Identifier(ref.schema),
+                table=sql.Identifier(ref.table),
+                platform=sql.Identifier(self.schema),
+                arguments=sql.SQL(", ").join(sql.Literal(a) for a in [function, *key]),
+            )
+            conn.execute(statement)
 
     def _triggers(self) -> list[tuple[str, str, str]]:
         with self._admin_lock:
@@ -216,7 +233,7 @@ class PostgresAppDatabase(AppDatabase):
                 self._admin_conn()
                 .execute(
                     "SELECT seq, event_id, function_name, op, schema_name, table_name, record, "
-                    "old_record, created_at FROM outbox ORDER BY seq LIMIT %s",
+                    "old_record, created_at, row_key FROM outbox ORDER BY seq LIMIT %s",
                     [limit],
                 )
                 .fetchall()

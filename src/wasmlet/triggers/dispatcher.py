@@ -3,10 +3,15 @@
 One loop per node: relay captured changes from the outbox into the job queue, claim
 due jobs up to a concurrency bound (none of a function this node cannot run now, see
 `readiness.py`), run each through the same invoker as HTTP, and record how it ended
-(`endings.py`: retried through a database outage until it lands). Leases are renewed
-for the jobs this node still holds, and only those. It wakes on a change (PostgreSQL
-LISTEN/NOTIFY; SQLite's `PRAGMA data_version`) and polls anyway, since a notification
-can be missed.
+(`endings.py`: in batches, retried through a database outage until it lands). Leases
+are renewed for the jobs this node still holds, and only those. It wakes on a change
+(PostgreSQL LISTEN/NOTIFY; SQLite's `PRAGMA data_version`) and polls anyway, since a
+notification can be missed.
+
+Where an event's time goes is kept short: one statement claims every job there is room
+for, a slot counts as free as soon as its run returns (its end is written meanwhile,
+with the other ends waiting, in one batch), the outbox is read only when it may have
+changed, and the next due time only when there was nothing to claim.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
 from wasmlet.reliability.retry import decide
 from wasmlet.triggers.database import relay_outbox
-from wasmlet.triggers.endings import Buried, Completed, Ending, Released, Retried, settle
+from wasmlet.triggers.endings import Buried, Completed, Ending, EndWriter, Released, Retried
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
 from wasmlet.triggers.readiness import Readiness
 from wasmlet.triggers.schedules import SCHEDULE
@@ -46,6 +51,8 @@ MAX_RESULT_BYTES = 1024 * 1024
 IDLE_POLL_S = 0.25
 AFTER_ERROR_DELAY_S = 1.0
 SETTLE_LOG_EVERY = 10  # a write failing through an outage is logged on tries 1, 11, 21...
+HELD_PER_SLOT = 2  # claimed jobs held (running or with their end unwritten) per slot, at most
+RELAY_BATCH = 500
 
 
 class Functions(Protocol):
@@ -89,12 +96,17 @@ class Dispatcher:
         self._rng = random.Random()
         self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
+        self._in_run = 0  # deliveries claimed and not yet past their run: the slots taken
         self._held: set[str] = set()  # ids of the jobs this node runs: their leases are renewed
         self._settling: set[asyncio.Task[bool]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_changed = True  # read the outbox on the next tick
+        self._ends: EndWriter | None = None
         self._log = get_logger("dispatch")
 
     def start(self) -> None:
+        self._ends = EndWriter(self._queue)
+        self._ends.start()
         self._tasks.append(asyncio.create_task(self._loop(), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self._leases(), name="dispatcher-leases"))
         if self._listen_url and self._channel:
@@ -110,8 +122,11 @@ class Dispatcher:
                 await task
         if self._running:
             await asyncio.wait(self._running, timeout=5)
+        if self._ends is not None:
+            await self._ends.close()
 
     def wake(self) -> None:
+        self._outbox_changed = True
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -124,18 +139,28 @@ class Dispatcher:
                 self._log.error("dispatch tick failed", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(AFTER_ERROR_DELAY_S)
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
+            except TimeoutError:
+                self._outbox_changed = True  # a notification can be missed: poll
             self._wake.clear()
 
     async def _tick(self) -> None:
-        moved = await asyncio.to_thread(relay_outbox, self._db, self._queue)
+        moved = 0
+        if self._outbox_changed:
+            self._outbox_changed = False
+            moved = await asyncio.to_thread(relay_outbox, self._db, self._queue, RELAY_BATCH)
+            if moved >= RELAY_BATCH:
+                self._outbox_changed = True  # more waiting
         skip = self._readiness.not_ready()
+        claimed = 0
         while True:
-            free = self._concurrency - len(self._running)
+            free = self._free()
             jobs = await asyncio.to_thread(self._queue.claim, free, skip) if free > 0 else []
+            claimed += len(jobs)
             for job in jobs:
                 self._held.add(job.id)
+                self._in_run += 1
                 task = asyncio.create_task(self._deliver(job))
                 self._running.add(task)
                 task.add_done_callback(self._done)
@@ -143,12 +168,22 @@ class Dispatcher:
                 break
         if moved:
             self._wake.set()
-        if len(self._running) >= self._concurrency:
-            self._sleep_s = IDLE_POLL_S  # a finishing delivery wakes the loop
+        if self._free() <= 0 or claimed:
+            self._sleep_s = IDLE_POLL_S  # a run that returns wakes the loop
             return
         next_due = await asyncio.to_thread(self._queue.next_due, skip)
         wait = IDLE_POLL_S if next_due is None else next_due - self._clock()
         self._sleep_s = min(IDLE_POLL_S, max(0.005, wait))
+
+    def _free(self) -> int:
+        """Room for more claims: slots whose run returned count as free while their end
+        is written, up to a bound on the jobs held."""
+        held_room = self._concurrency * HELD_PER_SLOT - len(self._held)
+        return min(self._concurrency - self._in_run, held_room)
+
+    def _run_returned(self) -> None:
+        self._in_run -= 1
+        self._wake.set()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -157,7 +192,10 @@ class Dispatcher:
     async def _deliver(self, job: Job) -> None:
         """Run one claimed job and record how it ended, whatever happens meanwhile."""
         try:
-            ending = await self._attempt(job)
+            try:
+                ending = await self._attempt(job)
+            finally:
+                self._run_returned()  # the slot is free; the end is written meanwhile
         except asyncio.CancelledError:  # shutting down mid-run: back to the queue at once
             await self._finish(job, Released(0.0))
             raise
@@ -223,8 +261,9 @@ class Dispatcher:
     async def _finish(self, job: Job, ending: Ending) -> None:
         """Write the ending until it lands; the lease is renewed until then. Shielded: a
         cancelled delivery still records its end."""
+        assert self._ends is not None, "start() first"
         task = asyncio.create_task(
-            settle(self._queue, job, ending, on_failure=self._settle_failed(job, ending))
+            self._ends.settle(job, ending, on_failure=self._settle_failed(job, ending))
         )
         self._settling.add(task)
         task.add_done_callback(self._settled(job, ending))
@@ -322,7 +361,7 @@ class Dispatcher:
                 continue
             if version != seen:
                 seen = version
-                self._wake.set()
+                self.wake()
 
     async def _listen(self) -> None:
         import psycopg
@@ -334,9 +373,9 @@ class Dispatcher:
                     self._listen_url, autocommit=True
                 ) as conn:
                     await conn.execute(f'LISTEN "{self._channel}"')
-                    self._wake.set()
+                    self.wake()
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        self.wake()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
