@@ -125,6 +125,11 @@ class Dispatcher:
         if self._ends is not None:
             await self._ends.close()
 
+    @property
+    def largest_end_batch(self) -> int:
+        """The most job ends written in one transaction so far."""
+        return self._ends.largest_batch if self._ends is not None else 0
+
     def wake(self) -> None:
         self._outbox_changed = True
         self._wake.set()

@@ -138,7 +138,8 @@ class EndWriter:
         self._kick = asyncio.Event()
         self._alone: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0  # written batches, for tests and metrics
+        self.batches = 0  # batches written (landed or not)
+        self.largest_batch = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher-ends")
@@ -172,6 +173,8 @@ class EndWriter:
 
     async def _write(self, batch: list[_Waiting]) -> None:
         queue = self._queue
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
         try:
             ends = [queue.plan(_writing(w.job, w.ending)) for w in batch]
             landed = await asyncio.to_thread(queue.write_ends, ends)
@@ -182,7 +185,6 @@ class EndWriter:
                 self._alone.add(task)
                 task.add_done_callback(self._alone.discard)
             return
-        self.batches += 1
         for waiting, ok in zip(batch, landed, strict=True):
             if not waiting.landed.done():
                 waiting.landed.set_result(ok)
