@@ -131,6 +131,8 @@ def relay_outbox(database: AppDatabase, queue: JobQueue, batch: int = 500) -> in
     (`row_key`) gives its job an order key (the function and the row) and the outbox's
     sequence number: the jobs of one key run one at a time, in that order.
     """
+    if queue.relays_outbox_of(database):
+        return queue.relay_outbox(batch)
     events = database.fetch_outbox(batch)
     if not events:
         return 0
@@ -155,4 +157,4 @@ def order_key(function: str, row_key: str | None) -> str | None:
     """One function's events of one row share this key (a digest: row keys may be long)."""
     if row_key is None:
         return None
-    return hashlib.sha256(f"{function}\0{row_key}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{function}\n{row_key}".encode()).hexdigest()[:32]

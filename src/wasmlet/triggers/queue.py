@@ -112,6 +112,21 @@ class JobQueue:
             ]
         )
 
+    def relays_outbox_of(self, database: object) -> bool:
+        """Whether the outbox of `database` is beside this queue (PostgreSQL, same schema),
+        so `relay_outbox` moves it in one statement."""
+        return (
+            self._store.dialect == "postgres"
+            and getattr(database, "dialect", None) == "postgres"
+            and getattr(database, "schema", None) == getattr(self._store, "schema", None)
+        )
+
+    def relay_outbox(self, limit: int) -> int:
+        """Captured changes from the outbox beside the queue into jobs; how many moved."""
+        now = self._clock()
+        row = self._store.fetch_one("relay_outbox", limit=limit, now=now)
+        return int(row["moved"]) if row else 0
+
     def claim(self, limit: int, skip: Collection[str] = ()) -> list[Job]:
         """Due jobs, leased to this node; none of the functions in `skip`."""
         if limit <= 0:

@@ -63,6 +63,11 @@ VALUES (:id, :function_name, :trigger_kind, :payload, :request_meta, 'queued', 0
         :now, :now, :order_key, :order_seq)
 ON CONFLICT (id) DO NOTHING;
 
+-- name: relay_outbox
+-- PostgreSQL only (see the override): SQLite keeps the outbox in the application's file,
+-- and `triggers/database.py` relays it from there.
+SELECT 0 AS moved WHERE :limit < 0 AND :now < 0;
+
 -- name: claim_jobs
 -- One statement (atomic on its own, no transaction round trips) for up to :limit jobs.
 -- skip: a JSON array of the functions this node cannot run now (left for other nodes).

@@ -4,6 +4,35 @@
 -- Delivered to every listening node when the surrounding transaction commits.
 SELECT pg_notify(:channel, :name);
 
+-- name: relay_outbox
+-- Captured changes into the job queue in one statement: one round trip, and the outbox
+-- rows go in the same transaction as their jobs. The payload is triggers/database.py's
+-- (OutboxEvent.payload) built here, and so is the order key (`order_key` there). Plain
+-- FOR UPDATE, not SKIP LOCKED: a relay on another node waits for this one rather than
+-- taking a later change of the same row first.
+WITH moved AS (
+    DELETE FROM outbox
+    WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT :limit FOR UPDATE)
+    RETURNING seq, event_id, function_name, op, schema_name, table_name, record, old_record,
+              created_at, row_key
+), queued AS (
+    INSERT INTO jobs (id, function_name, trigger_kind, payload, request_meta, status,
+                      attempts, run_at, created_at, updated_at, order_key, order_seq)
+    SELECT event_id, function_name, 'database',
+           convert_to(json_build_object(
+               'id', event_id, 'type', op, 'table', table_name, 'schema', schema_name,
+               'record', record, 'old_record', old_record, 'committed_at', created_at
+           )::text, 'UTF8'),
+           NULL, 'queued', 0, :now, :now, :now,
+           CASE WHEN row_key IS NOT NULL THEN left(encode(sha256(convert_to(
+               function_name || E'\n' || row_key, 'UTF8')), 'hex'), 32) END,
+           CASE WHEN row_key IS NOT NULL THEN seq END
+    FROM moved
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT COUNT(*) FROM moved) AS moved;
+
 -- name: claim_jobs
 -- Two nodes never get the same row: SKIP LOCKED passes over rows another claim holds,
 -- and the UPDATE re-checks `status = 'queued'` on the row it locked. The pick is a
