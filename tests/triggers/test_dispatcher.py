@@ -41,6 +41,9 @@ class Functions:
             raise DbUnavailable("Database unavailable: connection refused (fake)")
         return record_of(name)
 
+    async def lookup(self, name: str) -> FunctionRecord | None:
+        return await asyncio.to_thread(self.find, name)
+
     def module_path(self, record: FunctionRecord) -> str:
         return "/nowhere"
 

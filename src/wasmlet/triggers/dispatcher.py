@@ -56,7 +56,8 @@ RELAY_BATCH = 500
 
 
 class Functions(Protocol):
-    def find(self, name: str) -> FunctionRecord | None: ...
+    async def lookup(self, name: str) -> FunctionRecord | None:
+        """The function's record; a cached one costs no thread hop."""
 
     def module_path(self, record: FunctionRecord) -> str: ...
 
@@ -213,7 +214,7 @@ class Dispatcher:
         await self._finish(job, ending)
 
     async def _attempt(self, job: Job) -> Ending:
-        record = await asyncio.to_thread(self._registry.find, job.function_name)
+        record = await self._registry.lookup(job.function_name)
         if record is None or not record.enabled:
             missing = FunctionNotFound(f"Function not found or disabled: {job.function_name}")
             return _buried(job, DeadReason.NON_RETRIABLE, missing, None)
