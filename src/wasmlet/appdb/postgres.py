@@ -35,6 +35,7 @@ from wasmlet.appdb.base import (
 from wasmlet.store.postgres import setup_lock
 
 CONNECT_TIMEOUT_S = 2
+ADMIN_IDLE_CHECK_S = 2.0
 APP_SCHEMA = "public"
 
 
@@ -55,6 +56,7 @@ class PostgresAppDatabase(AppDatabase):
         self._platform_url = platform_url
         self._admin_lock = threading.Lock()
         self._admin = self._connect_admin()
+        self._admin_used = time.monotonic()
         if app_url is None:
             self._provision_role(app_role)
             app_url = make_conninfo(platform_url, user=app_role, password="")
@@ -70,8 +72,19 @@ class PostgresAppDatabase(AppDatabase):
         return conn
 
     def _admin_conn(self) -> psycopg.Connection[Any]:
+        """The platform connection, checked with a ping when it sat idle: a connection
+        cut meanwhile is only known broken once used, and it is used rarely (deploys;
+        the dispatcher relays through the platform store)."""
+        if not (self._admin.closed or self._admin.broken):
+            if time.monotonic() - self._admin_used < ADMIN_IDLE_CHECK_S:
+                self._admin_used = time.monotonic()
+                return self._admin
+            with contextlib.suppress(psycopg.OperationalError):
+                self._admin.execute("SELECT 1")
         if self._admin.closed or self._admin.broken:
+            self._admin.close()
             self._admin = self._connect_admin()
+        self._admin_used = time.monotonic()
         return self._admin
 
     def _provision_role(self, role: str) -> None:
