@@ -135,6 +135,7 @@ class EndWriter:
         self._queue = queue
         self._max_batch = max_batch
         self._waiting: list[_Waiting] = []
+        self._writing: list[_Waiting] = []  # the batch being written now
         self._kick = asyncio.Event()
         self._alone: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -152,7 +153,7 @@ class EndWriter:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for waiting in self._waiting:
+        for waiting in [*self._writing, *self._waiting]:
             waiting.landed.cancel()
         self._waiting.clear()
 
@@ -167,9 +168,10 @@ class EndWriter:
             await self._kick.wait()
             self._kick.clear()
             while self._waiting:
-                batch = self._waiting[: self._max_batch]
+                self._writing = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
-                await self._write(batch)
+                await self._write(self._writing)
+                self._writing = []
 
     async def _write(self, batch: list[_Waiting]) -> None:
         queue = self._queue
