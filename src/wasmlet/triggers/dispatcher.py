@@ -102,6 +102,9 @@ class Dispatcher:
         self._settling: set[asyncio.Task[bool]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_changed = True  # read the outbox on the next tick
+        self._queue_changed = True  # a claim may find something; next_due may have moved
+        self._next_due: float | None = None
+        self._skipped: frozenset[str] = frozenset()
         self._ends: EndWriter | None = None
         self._log = get_logger("dispatch")
 
@@ -133,6 +136,7 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._outbox_changed = True
+        self._queue_changed = True
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -143,26 +147,40 @@ class Dispatcher:
                 raise
             except Exception as exc:  # the store is down or busy: log, back off, go on
                 self._log.error("dispatch tick failed", error=f"{type(exc).__name__}: {exc}")
+                self._outbox_changed = self._queue_changed = True
                 await asyncio.sleep(AFTER_ERROR_DELAY_S)
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
-            except TimeoutError:
-                self._outbox_changed = True  # a notification can be missed: poll
+            except TimeoutError:  # a notification can be missed: poll
+                self._outbox_changed = self._queue_changed = True
             self._wake.clear()
 
     async def _tick(self) -> None:
+        """Relay, claim, and learn when to look again; each step only when something it
+        depends on may have changed (a notification, a poll, a relay, an end that landed),
+        not on every wake-up a returning run causes."""
         moved = 0
         if self._outbox_changed:
             self._outbox_changed = False
             moved = await asyncio.to_thread(relay_outbox, self._db, self._queue, RELAY_BATCH)
             if moved >= RELAY_BATCH:
                 self._outbox_changed = True  # more waiting
-        skip = self._readiness.not_ready()
+            if moved:
+                self._queue_changed = True
+        skip = frozenset(self._readiness.not_ready())
+        if skip != self._skipped:  # a breaker closed, a module loads again...
+            self._skipped = skip
+            self._queue_changed = True
+        changed, self._queue_changed = self._queue_changed, False
+        drained = not changed
         claimed = 0
-        while True:
+        while not drained:
             free = self._free()
-            jobs = await asyncio.to_thread(self._queue.claim, free, skip) if free > 0 else []
+            if free <= 0:
+                self._queue_changed = True  # not looked at all: look once a slot is free
+                break
+            jobs = await asyncio.to_thread(self._queue.claim, free, skip)
             claimed += len(jobs)
             for job in jobs:
                 self._held.add(job.id)
@@ -170,14 +188,15 @@ class Dispatcher:
                 task = asyncio.create_task(self._deliver(job))
                 self._running.add(task)
                 task.add_done_callback(self._done)
-            if len(jobs) < free or free <= 0:
-                break
+            drained = len(jobs) < free
         if moved:
             self._wake.set()
         if self._free() <= 0 or claimed:
             self._sleep_s = IDLE_POLL_S  # a run that returns wakes the loop
             return
-        next_due = await asyncio.to_thread(self._queue.next_due, skip)
+        if changed:
+            self._next_due = await asyncio.to_thread(self._queue.next_due, skip)
+        next_due = self._next_due
         wait = IDLE_POLL_S if next_due is None else next_due - self._clock()
         self._sleep_s = min(IDLE_POLL_S, max(0.005, wait))
 
@@ -193,6 +212,7 @@ class Dispatcher:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._queue_changed = True  # an end landed: a retry is due later, a row's next event
         self._wake.set()
 
     async def _deliver(self, job: Job) -> None:
