@@ -631,8 +631,11 @@ def run_backend(
     poll_ms: int | None,
     seed: int,
     app_writers: int,
+    dispatch_concurrency: int | None = None,
 ) -> dict[str, Any]:
     env = {"WASMLET_WORKERS": str(workers)}
+    if dispatch_concurrency is not None:
+        env["WASMLET_DISPATCH_CONCURRENCY"] = str(dispatch_concurrency)
     if poll_ms is not None:
         env["WASMLET_DISPATCH_POLL_MS"] = str(poll_ms)
     rng = random.Random(seed)
@@ -901,6 +904,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=int, help="WASMLET_DISPATCH_POLL_MS [server default 20]")
     parser.add_argument("--seed", type=int, default=1, help="seed of the interval jitter [1]")
     parser.add_argument(
+        "--dispatch-concurrency", type=int,
+        help="WASMLET_DISPATCH_CONCURRENCY [server default: twice the workers]",
+    )  # fmt: skip
+    parser.add_argument(
         "--app-writers", type=int, default=4,
         help="app connections committing the single-row transactions at once [4]",
     )  # fmt: skip
@@ -939,6 +946,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.poll_ms,
                     args.seed,
                     args.app_writers,
+                    args.dispatch_concurrency,
                 )
             )
 
