@@ -39,8 +39,10 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -74,6 +76,14 @@ MB = 1024 * 1024
 # Record ids of each phase, in disjoint ranges of bench_events.id.
 WARMUP_BASE, PACED_BASE, BATCH_BASE, SINGLES_BASE = 900_000, 0, 100_000, 200_000
 AIMS_MS = {"sqlite": 100.0, "postgres": 50.0}
+HTTP_BASE = 500_000  # the rec_id of every HTTP invocation of the trigger function
+HTTP_CONCURRENCY = 16
+# Issue 18's aims, on both backends: (value key, bound, "min" or "max").
+RATIO_AIMS = {
+    "events_vs_http": (1.0, "min"),  # events/s (single-row transactions) / HTTP req/s at c=16
+    "p50_vs_floor": (1.2, "max"),  # commit -> start p50 / floor
+    "p99_vs_p50": (3.0, "max"),  # commit -> start p99 / p50
+}
 SEEN_POLL_S = 0.025
 FLOOR_GAP_S = 0.005
 ROUNDS = 5  # latency and floor alternate in this many rounds
@@ -220,7 +230,7 @@ class SqliteApp(App):
     def __init__(self, data_dir: Path) -> None:
         # Python's defaults, as an application gets them: a deferred transaction opened
         # by the INSERT, committed by commit(); the server set the file to WAL.
-        self._writer = sqlite3.connect(data_dir / "app.db", timeout=30)
+        self._writer = sqlite3.connect(data_dir / "app.db", timeout=30, check_same_thread=False)
         self._reader = sqlite3.connect(data_dir / "app.db", timeout=30, isolation_level=None)
         self._platform_path = data_dir / "platform.db"
 
@@ -449,26 +459,43 @@ def stages(app: App, sent: list[Sent], seen: list[Seen]) -> dict[str, Any]:
     }
 
 
+def commit_singles(apps: list[App], ids: range, wait_s: float) -> list[Sent]:
+    """One single-row transaction per id, from every app connection at once (the ids
+    dealt round-robin); ordered by when each began."""
+    deadline = time.monotonic() + wait_s
+    sent: list[list[Sent]] = [[] for _ in apps]
+
+    def writer(i: int) -> None:
+        for rec_id in ids[i :: len(apps)]:
+            sent[i].append(apps[i].insert_one(EVENTS_TABLE, rec_id))
+            if time.monotonic() > deadline:
+                break
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(apps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted((s for part in sent for s in part), key=lambda s: s.began_at)
+
+
 def measure_throughput(
-    app: App, ids: range, one_transaction: bool, wait_s: float
+    app: App, ids: range, one_transaction: bool, wait_s: float, writers: list[App] | None = None
 ) -> dict[str, Any]:
     if one_transaction:
         sent = [app.insert_batch(EVENTS_TABLE, ids)]
     else:
-        sent = []
-        deadline = time.monotonic() + wait_s
-        for rec_id in ids:
-            sent.append(app.insert_one(EVENTS_TABLE, rec_id))
-            if time.monotonic() > deadline:
-                break
+        sent = commit_singles(writers or [app], ids, wait_s)
     count, _ = wait_seen(app, ids, wait_s)
     seen = app.seen(ids)
     first_return = sent[0].returned_at
-    app_s = sent[-1].returned_at - sent[0].began_at
+    app_s = max(x.returned_at for x in sent) - sent[0].began_at
     last_recorded = max((s.recorded_at for s in seen), default=None)
     elapsed = None if last_recorded is None else last_recorded - first_return
+    last_returned = max(x.returned_at for x in sent)
     return {
         "mode": "1 transaction" if one_transaction else f"{len(ids)} transactions",
+        "writers": 1 if one_transaction else len(writers or [app]),
         "events": len(ids),
         "committed": len(ids) if one_transaction else len(sent),
         "delivered": count,
@@ -477,6 +504,38 @@ def measure_throughput(
         "app_commits_per_s": None if one_transaction or app_s <= 0 else len(sent) / app_s,
         "first_commit_to_last_recorded_s": elapsed,
         "events_per_s": count / elapsed if elapsed and count else None,
+        "last_commit_to_last_recorded_s": (
+            None if last_recorded is None else last_recorded - last_returned
+        ),
+    }
+
+
+def measure_http(b: Backend, requests: int, seconds: float) -> dict[str, Any]:
+    """The trigger function itself over HTTP at c=16 (bench/loadgen.py, keep-alive), on the
+    same server: the same guest and the same db_query per call as an event."""
+    body = json.dumps({"id": "http", "record": {"id": HTTP_BASE}, "committed_at": 0})
+    argv = [
+        sys.executable, str(BENCH_DIR / "loadgen.py"), "--port", str(b.server.port),
+        "--path", f"/functions/v1/invoke/{FUNCTION}", "--body", body,
+        "--concurrency", str(HTTP_CONCURRENCY), "--requests", str(requests),
+        "--seconds", str(seconds), "--warmup", str(4 * HTTP_CONCURRENCY),
+        "--header", f"Authorization: Bearer {b.server.anon_key}",
+        "--header", "Content-Type: application/json",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=3 * seconds + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
+    raw = json.loads(done.stdout.decode().splitlines()[-1])
+    latencies = [ns / 1e9 for ns in raw["latencies_ns"]]
+    return {
+        "concurrency": HTTP_CONCURRENCY,
+        "sent": raw["sent"],
+        "ok": raw["ok"],
+        "statuses": raw["statuses"],
+        "failures": raw["failures"],
+        "elapsed_s": raw["elapsed_s"],
+        "req_per_s": raw["ok"] / raw["elapsed_s"] if raw["elapsed_s"] else None,
+        "latency": stats_ms(latencies),
     }
 
 
@@ -548,19 +607,35 @@ def measure_direct(workdir: Path, wasm: bytes, calls: int) -> dict[str, Any]:
 # -- one backend --------------------------------------------------------------------
 
 
+def open_app(b: Backend) -> App:
+    return SqliteApp(b.server.data_dir) if b.pg is None else PostgresApp(b.pg.url)
+
+
 @contextlib.contextmanager
-def opened_app(b: Backend) -> Iterator[App]:
-    app: App = SqliteApp(b.server.data_dir) if b.pg is None else PostgresApp(b.pg.url)
+def opened_apps(b: Backend, count: int) -> Iterator[list[App]]:
+    apps: list[App] = []
     try:
-        yield app
+        for _ in range(count):
+            apps.append(open_app(b))
+        yield apps
     finally:
-        app.close()
+        for app in apps:
+            app.close()
 
 
 def run_backend(
-    kind: str, workdir: Path, profile: Profile, workers: int, poll_ms: int | None, seed: int
+    kind: str,
+    workdir: Path,
+    profile: Profile,
+    workers: int,
+    poll_ms: int | None,
+    seed: int,
+    app_writers: int,
+    dispatch_concurrency: int | None = None,
 ) -> dict[str, Any]:
     env = {"WASMLET_WORKERS": str(workers)}
+    if dispatch_concurrency is not None:
+        env["WASMLET_DISPATCH_CONCURRENCY"] = str(dispatch_concurrency)
     if poll_ms is not None:
         env["WASMLET_DISPATCH_POLL_MS"] = str(poll_ms)
     rng = random.Random(seed)
@@ -569,7 +644,7 @@ def run_backend(
     data_dir.mkdir()
     with (
         backend(kind, data_dir, **env) as b,
-        opened_app(b) as app,
+        opened_apps(b, 1 + app_writers) as apps,
         httpx.Client(
             base_url=b.server.url,
             headers={
@@ -579,6 +654,7 @@ def run_backend(
             timeout=30,
         ) as client,
     ):
+        app, writers = apps[0], apps[1:]
         # Tables after the server started: on PostgreSQL the app role's default
         # privileges cover tables created from then on.
         for statement in app.ddl():
@@ -614,10 +690,16 @@ def run_backend(
         batch = measure_throughput(
             app, range(BATCH_BASE + 1, BATCH_BASE + 1 + profile.batch), True, profile.wait_s
         )
-        _progress(kind, f"throughput: {profile.batch} single-row transactions")
+        _progress(
+            kind, f"throughput: {profile.batch} single-row transactions from {len(writers)} "
+            "app connections",
+        )  # fmt: skip
         singles = measure_throughput(
-            app, range(SINGLES_BASE + 1, SINGLES_BASE + 1 + profile.batch), False, profile.wait_s
-        )
+            app, range(SINGLES_BASE + 1, SINGLES_BASE + 1 + profile.batch), False,
+            profile.wait_s, writers,
+        )  # fmt: skip
+        _progress(kind, f"HTTP: {profile.batch} invocations of {FUNCTION} at c={HTTP_CONCURRENCY}")
+        http = measure_http(b, profile.batch, profile.wait_s / 4)
         breakdown = stages(app, sent, seen)
         _progress(kind, f"idle: server CPU over {profile.idle_s:g} s")
         assert b.server.process is not None
@@ -629,6 +711,7 @@ def run_backend(
         "latency": latency,
         "breakdown": breakdown,
         "throughput": [batch, singles],
+        "http": http,
         "floor": floor,
         "idle_cpu_share": idle_cpu,
     }
@@ -664,6 +747,19 @@ def summarize(result: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
     direct_floor = _sum(result["floor"]["insert_commit"]["p50_ms"], direct["p50_ms"])
     aim = AIMS_MS[result["backend"]]
     p50 = latency["p50_ms"]
+    http_rps = result["http"]["req_per_s"]
+    singles = result["throughput"][1]["events_per_s"]
+    ratio = p50 / floor_ms if p50 is not None and floor_ms else None
+    ratios = {
+        "events_vs_http": singles / http_rps if singles and http_rps else None,
+        "p50_vs_floor": ratio,
+        "p99_vs_p50": latency["p99_ms"] / p50 if p50 and latency["p99_ms"] is not None else None,
+    }
+    aims = {}
+    for key, (bound, kind) in RATIO_AIMS.items():
+        value = ratios[key]
+        met = None if value is None else (value >= bound if kind == "min" else value <= bound)
+        aims[key] = {"value": value, "limit": bound, "kind": kind, "met": met}
     return {
         "backend": result["backend"],
         "p50_ms": p50,
@@ -672,8 +768,10 @@ def summarize(result: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
         "committed_at_p50_ms": result["latency"]["from_committed_at"]["p50_ms"],
         "events_per_s_1tx": result["throughput"][0]["events_per_s"],
         "events_per_s_singles": result["throughput"][1]["events_per_s"],
+        "http_req_per_s": http_rps,
         "floor_ms": floor_ms,
-        "ratio": p50 / floor_ms if p50 is not None and floor_ms else None,
+        "ratio": ratio,
+        "aims": aims,
         "floor_direct_ms": direct_floor,
         "ratio_direct": p50 / direct_floor if p50 is not None and direct_floor else None,
         "aim_p50_ms": aim,
@@ -735,7 +833,14 @@ def print_backend(result: dict[str, Any]) -> None:
             f"{_num(t['app_commits_per_s'], '.0f'):>9}"
             f"{_num(t['first_commit_to_last_recorded_s'], '.2f'):>9}"
             f"{_num(t['events_per_s'], '.0f'):>10}"
+            f"   ({t['writers']} app connection(s))"
         )
+    h = result["http"]
+    print(
+        f"{'HTTP c=' + str(h['concurrency']) + ' (same function)':<24}{h['sent']:>7}"
+        f"{h['ok']:>10}{'':>8}{'':>9}{h['elapsed_s']:>9.2f}{_num(h['req_per_s'], '.0f'):>10}"
+        f"   p50 {_num(h['latency']['p50_ms'], '.1f')} ms, statuses {h['statuses']}"
+    )
     print()
 
 
@@ -756,6 +861,21 @@ def print_summary(summaries: list[dict[str, Any]], direct: dict[str, Any]) -> No
         f"floor = bare INSERT+COMMIT p50 + bare HTTP invoke p50; in-process Executor.run p50 "
         f"{_num(direct['p50_ms'], '.3f')} ms"
     )
+    print()
+    print("issue 18 aims (ratios within one run):")
+    labels = {
+        "events_vs_http": "events/s (single-row txns) / HTTP req/s c=16",
+        "p50_vs_floor": "commit -> start p50 / floor",
+        "p99_vs_p50": "commit -> start p99 / p50",
+    }
+    for s in summaries:
+        for key, aim in s["aims"].items():
+            sign = ">=" if aim["kind"] == "min" else "<="
+            verdict = {True: "met", False: "MISSED", None: "n/a"}[aim["met"]]
+            print(
+                f"  {s['backend']:<9}{labels[key]:<48}{_num(aim['value'], '.2f'):>7}"
+                f"   aim {sign} {aim['limit']:g}  {verdict}"
+            )
 
 
 # -- main ---------------------------------------------------------------------------
@@ -783,6 +903,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, help="rows per throughput phase [1000; quick 200]")
     parser.add_argument("--poll-ms", type=int, help="WASMLET_DISPATCH_POLL_MS [server default 20]")
     parser.add_argument("--seed", type=int, default=1, help="seed of the interval jitter [1]")
+    parser.add_argument(
+        "--dispatch-concurrency", type=int,
+        help="WASMLET_DISPATCH_CONCURRENCY [server default: twice the workers]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--app-writers", type=int, default=4,
+        help="app connections committing the single-row transactions at once [4]",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     profile = Profile(
@@ -810,7 +938,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         direct = measure_direct(workdir, wat("hello"), profile.direct_calls)
         for kind in kinds:
             results.append(
-                run_backend(kind, workdir, profile, args.workers, args.poll_ms, args.seed)
+                run_backend(
+                    kind,
+                    workdir,
+                    profile,
+                    args.workers,
+                    args.poll_ms,
+                    args.seed,
+                    args.app_writers,
+                    args.dispatch_concurrency,
+                )
             )
 
     summaries = [summarize(r, direct) for r in results]

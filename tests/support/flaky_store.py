@@ -23,18 +23,24 @@ class FlakyStore(Store):
         self._inner = inner
         self._lock = threading.Lock()
         self._failing: dict[str, int] = {}
+        self._passing: dict[str, int] = {}
         self.calls: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.down = False
 
-    def fail(self, query: str, times: int) -> None:
-        """The next `times` runs of `query` raise DbUnavailable, as if the database left."""
+    def fail(self, query: str, times: int, *, after: int = 0) -> None:
+        """After `after` more runs that work, the next `times` runs of `query` raise
+        DbUnavailable, as if the database left."""
         with self._lock:
             self._failing[query] = times
+            self._passing[query] = after
 
     def _run(self, query: str) -> None:
         with self._lock:
             self.calls[query] += 1
+            if self._passing.get(query, 0) > 0 and not self.down:
+                self._passing[query] -= 1
+                return
             left = self._failing.get(query, 0)
             if left > 0 or self.down:
                 self._failing[query] = left - 1

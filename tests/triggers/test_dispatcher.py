@@ -41,6 +41,9 @@ class Functions:
             raise DbUnavailable("Database unavailable: connection refused (fake)")
         return record_of(name)
 
+    async def lookup(self, name: str) -> FunctionRecord | None:
+        return await asyncio.to_thread(self.find, name)
+
     def module_path(self, record: FunctionRecord) -> str:
         return "/nowhere"
 
@@ -84,11 +87,12 @@ async def running(
     invoker: FakeInvoker,
     ready: Ready,
     functions: Functions | None = None,
+    concurrency: int = 4,
 ) -> AsyncIterator[Dispatcher]:
     app_db = SqliteAppDatabase(tmp_path / "app.db")
     dispatcher = Dispatcher(
         queue, app_db, functions or Functions(), invoker, Metrics(),
-        readiness=ready, concurrency=4, poll_s=0.01, clock=time.time,
+        readiness=ready, concurrency=concurrency, poll_s=0.01, clock=time.time,
     )  # fmt: skip
     dispatcher.start()
     try:
@@ -232,3 +236,33 @@ def test_a_function_this_node_cannot_run_is_neither_claimed_nor_parked(tmp_path:
 
     asyncio.run(scenario())
     assert invoker.calls == ["ok"]
+
+
+def test_a_failing_write_in_a_batch_of_ends_leaves_each_job_to_end_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """Eight runs return together, so their ends go in one batch; its third completion
+    fails: the batch lands none, and each end is then written on its own, once."""
+    store, queue = setup(tmp_path)
+    invoker = FakeInvoker()
+    invoker.hold.clear()
+    ids = [f"j{i}" for i in range(8)]
+
+    async def scenario() -> None:
+        async with running(tmp_path, store, queue, invoker, Ready(), concurrency=8) as dispatcher:
+            queue.enqueue([NewJob(i, "f", "database", b"{}") for i in ids])
+            await until(lambda: len(invoker.calls) == 8, "all eight to start")
+            store.fail("complete_job", 1, after=2)
+            invoker.hold.set()
+            await until(
+                lambda: all(queue.status_of(i) is JobStatus.DONE for i in ids), "every job to end"
+            )
+            assert dispatcher.largest_end_batch == 8
+
+    asyncio.run(scenario())
+    assert store.failures["complete_job"] == 1
+    assert store.calls["complete_job"] > len(ids)  # the batch's writes ran again, alone
+    assert sorted(invoker.calls) == ids  # each ran once
+    for job_id in ids:
+        row = queue.get(job_id)
+        assert row is not None and row["attempts"] == 1 and row["status"] == "done"

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from wasmlet.store.base import Store
-from wasmlet.triggers.queue import DeadLetterFilter, DeadReason, JobQueue, JobStatus, NewJob
+from wasmlet.triggers.queue import (
+    DeadLetterFilter,
+    DeadReason,
+    Job,
+    JobQueue,
+    JobStatus,
+    NewJob,
+)
 
 
 class Clock:
@@ -205,3 +214,53 @@ def test_dead_letters_list_filter_redrive_and_purge(store: Store, clock: Clock) 
     assert queue.purge(DeadLetterFilter(function="f")) == 2
     assert queue.dead_letters(DeadLetterFilter())[1] == 0
     assert queue.counts() == {"queued": 2, "running": 1}
+
+
+def row_jobs(key: str, seqs: list[int]) -> list[NewJob]:
+    return [NewJob(f"{key}-{s}", "f", "database", b"{}", order_key=key, order_seq=s) for s in seqs]
+
+
+def test_jobs_of_one_row_are_claimed_one_at_a_time_in_order(store: Store, clock: Clock) -> None:
+    """A later job of the same key waits while an earlier one is queued, running or
+    retrying; a dead letter lets the next go; jobs without a key are not held back."""
+    queue = queue_of(store, "a", clock)
+    queue.enqueue(row_jobs("r1", [3, 1, 2]) + row_jobs("r2", [7]) + jobs(1))
+    assert {job.id for job in queue.claim(10)} == {"r1-1", "r2-7", "e0"}
+    assert queue.claim(10) == []
+    assert queue.next_due() is None  # r1-2 is due but held back: nothing to wake for
+    assert queue.complete("r1-1", version=1, result_status=200, result_body=b"")
+    assert [job.id for job in queue.claim(10)] == ["r1-2"]
+    assert queue.retry("r1-2", delay_s=5, error_type="function_error", error="x", version=1)
+    clock.now += 1
+    assert queue.claim(10) == []  # r1-3 waits for the retry of r1-2
+    assert queue.next_due() == clock.now + 4
+    clock.now += 5
+    assert [job.id for job in queue.claim(10)] == ["r1-2"]
+    assert queue.bury(
+        "r1-2", reason=DeadReason.NON_RETRIABLE, error_type="function_error", error="x", version=1
+    )
+    assert [job.id for job in queue.claim(10)] == ["r1-3"]
+
+
+def completing(job: Job) -> Callable[[JobQueue], bool]:
+    return lambda q: q.complete(
+        job.id, version=1, result_status=200, result_body=b"", attempt=job.attempts
+    )
+
+
+def test_ends_written_in_one_batch_each_land_only_under_the_hold(
+    store: Store, clock: Clock
+) -> None:
+    mine, theirs = queue_of(store, "a", clock), JobQueue(store, node="b", clock=clock, lease_s=10)
+    mine.enqueue(jobs(3))
+    claimed = mine.claim(3)
+    assert len(claimed) == 3
+    clock.now += 11
+    assert mine.requeue_expired() == 3
+    lost = theirs.claim(1)[0]  # its lease ran out and node b holds it now
+    ends = [mine.plan(completing(job)) for job in claimed]
+    landed = mine.write_ends(ends)
+    assert landed == [job.id != lost.id for job in claimed]
+    for job in claimed:
+        expected = JobStatus.RUNNING if job.id == lost.id else JobStatus.DONE
+        assert queue_of(store, "a", clock).status_of(job.id) is expected

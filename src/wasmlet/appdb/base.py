@@ -49,6 +49,7 @@ class OutboxEvent:
     record: Any
     old_record: Any
     created_at: float
+    row_key: str | None = None  # the changed row (table and primary key); None: no order
 
     def payload(self) -> dict[str, Any]:
         """Shaped like Supabase's database webhooks, plus the id for idempotency."""

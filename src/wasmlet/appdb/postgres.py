@@ -35,6 +35,7 @@ from wasmlet.appdb.base import (
 from wasmlet.store.postgres import setup_lock
 
 CONNECT_TIMEOUT_S = 2
+ADMIN_IDLE_CHECK_S = 2.0
 APP_SCHEMA = "public"
 
 
@@ -55,6 +56,7 @@ class PostgresAppDatabase(AppDatabase):
         self._platform_url = platform_url
         self._admin_lock = threading.Lock()
         self._admin = self._connect_admin()
+        self._admin_used = time.monotonic()
         if app_url is None:
             self._provision_role(app_role)
             app_url = make_conninfo(platform_url, user=app_role, password="")
@@ -70,8 +72,19 @@ class PostgresAppDatabase(AppDatabase):
         return conn
 
     def _admin_conn(self) -> psycopg.Connection[Any]:
+        """The platform connection, checked with a ping when it sat idle: a connection
+        cut meanwhile is only known broken once used, and it is used rarely (deploys;
+        the dispatcher relays through the platform store)."""
+        if not (self._admin.closed or self._admin.broken):
+            if time.monotonic() - self._admin_used < ADMIN_IDLE_CHECK_S:
+                self._admin_used = time.monotonic()
+                return self._admin
+            with contextlib.suppress(psycopg.OperationalError):
+                self._admin.execute("SELECT 1")
         if self._admin.closed or self._admin.broken:
+            self._admin.close()
             self._admin = self._connect_admin()
+        self._admin_used = time.monotonic()
         return self._admin
 
     def _provision_role(self, role: str) -> None:
@@ -182,16 +195,32 @@ class PostgresAppDatabase(AppDatabase):
     def _create_trigger(
         self, conn: psycopg.Connection[Any], function: str, ref: TableRef, events: list[str]
     ) -> None:
+        """The trigger's arguments: the function, then the table's primary key columns
+        (the row's name for order per row; none without a primary key)."""
+        key = [
+            row[0]
+            for row in conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = %s::regclass AND i.indisprimary "
+                "ORDER BY array_position(i.indkey, a.attnum)",
+                [
+                    sql.SQL("{}.{}")
+                    .format(sql.Identifier(ref.schema), sql.Identifier(ref.table))
+                    .as_string(conn)
+                ],
+            ).fetchall()
+        ]
         statement = sql.SQL(
             "CREATE TRIGGER {name} AFTER {events} ON {schema}.{table} "
-            "FOR EACH ROW EXECUTE FUNCTION {platform}.capture_change({function})"
+            "FOR EACH ROW EXECUTE FUNCTION {platform}.capture_change({arguments})"
         ).format(
             name=sql.Identifier(trigger_name(function, ref)),
             events=sql.SQL(" OR ").join(sql.SQL(e) for e in events),
             schema=sql.Identifier(ref.schema),
             table=sql.Identifier(ref.table),
             platform=sql.Identifier(self.schema),
-            function=sql.Literal(function),
+            arguments=sql.SQL(", ").join(sql.Literal(a) for a in [function, *key]),
         )
         conn.execute(statement)
 
@@ -228,7 +257,7 @@ class PostgresAppDatabase(AppDatabase):
                 self._admin_conn()
                 .execute(
                     "SELECT seq, event_id, function_name, op, schema_name, table_name, record, "
-                    "old_record, created_at FROM outbox ORDER BY seq LIMIT %s",
+                    "old_record, created_at, row_key FROM outbox ORDER BY seq LIMIT %s",
                     [limit],
                 )
                 .fetchall()

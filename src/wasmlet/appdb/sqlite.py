@@ -207,10 +207,12 @@ class SqliteAppDatabase(AppDatabase):
         self._admin.execute("COMMIT")
 
     def _create_triggers(self, function: str, ref: TableRef, events: list[str]) -> None:
-        columns = [row[1] for row in self._admin.execute(f"PRAGMA table_info({_quote(ref.table)})")]
+        info = self._admin.execute(f"PRAGMA table_info({_quote(ref.table)})").fetchall()
+        columns = [row[1] for row in info]
+        key = [row[1] for row in sorted((r for r in info if r[5] > 0), key=lambda r: r[5])]
         base = trigger_name(function, ref)
         for event in events:
-            self._admin.execute(_trigger_sql(base, function, ref, event, columns))
+            self._admin.execute(_trigger_sql(base, function, ref, event, columns, key))
 
     def drop_triggers(self, function: str) -> int:
         prefix = function_trigger_prefix(function)
@@ -236,7 +238,7 @@ class SqliteAppDatabase(AppDatabase):
         with self._admin_lock:
             rows = self._admin.execute(
                 "SELECT seq, event_id, function_name, op, schema_name, table_name, record, "
-                "old_record, created_at FROM _wasmlet_outbox ORDER BY seq LIMIT ?",
+                "old_record, created_at, row_key FROM _wasmlet_outbox ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_outbox_event(row) for row in rows]
@@ -258,7 +260,9 @@ class SqliteAppDatabase(AppDatabase):
 
 def _outbox_event(row: tuple[Any, ...]) -> OutboxEvent:
     record, old_record = (json.loads(v) if v is not None else None for v in (row[6], row[7]))
-    return OutboxEvent(row[0], row[1], row[2], row[3], row[4], row[5], record, old_record, row[8])
+    return OutboxEvent(
+        row[0], row[1], row[2], row[3], row[4], row[5], record, old_record, row[8], row[9]
+    )
 
 
 _READ_ONLY_START = ("select", "pragma", "explain", "values")
@@ -289,15 +293,24 @@ def _row_json(alias: str, columns: list[str]) -> str:
     return "json_object(" + ", ".join(parts) + ")"
 
 
-def _trigger_sql(base: str, function: str, ref: TableRef, event: str, columns: list[str]) -> str:
+def _row_key(alias: str, ref: TableRef, key: list[str]) -> str:
+    """The changed row's name: its table and primary key (the rowid without one)."""
+    values = ", ".join(f"{alias}.{_quote(c)}" for c in key) if key else f"{alias}.rowid"
+    return f"{_literal(f'{ref.schema}.{ref.table} ')} || json_array({values})"
+
+
+def _trigger_sql(
+    base: str, function: str, ref: TableRef, event: str, columns: list[str], key: list[str]
+) -> str:
     new = _row_json("NEW", columns) if event != "DELETE" else "NULL"
     old = _row_json("OLD", columns) if event != "INSERT" else "NULL"
+    row_key = _row_key("OLD" if event == "DELETE" else "NEW", ref, key)
     return (
         f"CREATE TRIGGER {_quote(base + '_' + _EVENT_SUFFIX[event])} "
         f"AFTER {event} ON {_quote(ref.table)} FOR EACH ROW BEGIN "
         "INSERT INTO _wasmlet_outbox (event_id, function_name, op, schema_name, table_name, "
-        "record, old_record, created_at) VALUES (lower(hex(randomblob(16))), "
+        "record, old_record, created_at, row_key) VALUES (lower(hex(randomblob(16))), "
         f"{_literal(function)}, {_literal(event)}, {_literal(ref.schema)}, "
         f"{_literal(ref.table)}, {new}, {old}, "
-        "(julianday('now') - 2440587.5) * 86400.0); END"
+        f"(julianday('now') - 2440587.5) * 86400.0, {row_key}); END"
     )

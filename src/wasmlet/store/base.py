@@ -36,6 +36,11 @@ class Store(ABC):
             for params in rows:
                 self.execute(query, **params)
 
+    def execute_each(self, statements: Sequence[tuple[str, Mapping[str, Any]]], /) -> list[int]:
+        """Run named statements in order, in one transaction; the rows each one touched."""
+        with self.transaction():
+            return [self.execute(query, **params) for query, params in statements]
+
     @abstractmethod
     def fetch_one(self, query: str, /, **params: Any) -> Row | None: ...
 

@@ -86,6 +86,16 @@ class PostgresStore(Store):
         with self._lock, self._unavailable_as_error(), self._live.transaction():
             self._live.cursor().executemany(self.sql(query), rows)
 
+    def execute_each(self, statements: Sequence[tuple[str, Mapping[str, Any]]], /) -> list[int]:
+        """Pipelined: BEGIN, every statement and COMMIT go out together, one round trip."""
+        if not statements:
+            return []
+        with self._lock, self._unavailable_as_error():
+            conn = self._live
+            with conn.pipeline(), conn.transaction():
+                cursors = [conn.execute(self.sql(query), params) for query, params in statements]
+            return [cursor.rowcount for cursor in cursors]
+
     def fetch_one(self, query: str, /, **params: Any) -> Row | None:
         with self._lock, self._unavailable_as_error():
             return self._live.execute(self.sql(query), params).fetchone()

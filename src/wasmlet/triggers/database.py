@@ -11,6 +11,7 @@ transaction (`sync_schedules`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -129,8 +130,12 @@ def relay_outbox(database: AppDatabase, queue: JobQueue, batch: int = 500) -> in
     """Move captured changes into the job queue; how many moved.
 
     Enqueueing is idempotent (the event id is the job id), so a crash between the
-    two steps delivers nothing twice and loses nothing.
+    two steps delivers nothing twice and loses nothing. A change that names its row
+    (`row_key`) gives its job an order key (the function and the row) and the outbox's
+    sequence number: the jobs of one key run one at a time, in that order.
     """
+    if queue.relays_outbox_of(database):
+        return queue.relay_outbox(batch)
     events = database.fetch_outbox(batch)
     if not events:
         return 0
@@ -141,9 +146,18 @@ def relay_outbox(database: AppDatabase, queue: JobQueue, batch: int = 500) -> in
                 function_name=event.function_name,
                 trigger_kind=DATABASE,
                 payload=json.dumps(event.payload()).encode(),
+                order_key=order_key(event.function_name, event.row_key),
+                order_seq=event.seq if event.row_key is not None else None,
             )
             for event in events
         ]
     )
     database.delete_outbox([event.seq for event in events])
     return len(events)
+
+
+def order_key(function: str, row_key: str | None) -> str | None:
+    """One function's events of one row share this key (a digest: row keys may be long)."""
+    if row_key is None:
+        return None
+    return hashlib.sha256(f"{function}\n{row_key}".encode()).hexdigest()[:32]

@@ -3,10 +3,15 @@
 One loop per node: relay captured changes from the outbox into the job queue, claim
 due jobs up to a concurrency bound (none of a function this node cannot run now, see
 `readiness.py`), run each through the same invoker as HTTP, and record how it ended
-(`endings.py`: retried through a database outage until it lands). Leases are renewed
-for the jobs this node still holds, and only those. It wakes on a change (PostgreSQL
-LISTEN/NOTIFY; SQLite's `PRAGMA data_version`) and polls anyway, since a notification
-can be missed.
+(`endings.py`: in batches, retried through a database outage until it lands). Leases
+are renewed for the jobs this node still holds, and only those. It wakes on a change
+(PostgreSQL LISTEN/NOTIFY; SQLite's `PRAGMA data_version`) and polls anyway, since a
+notification can be missed.
+
+Where an event's time goes is kept short: one statement claims every job there is room
+for, a slot counts as free as soon as its run returns (its end is written meanwhile,
+with the other ends waiting, in one batch), the outbox is read only when it may have
+changed, and the next due time only when there was nothing to claim.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
 from wasmlet.reliability.retry import decide
 from wasmlet.triggers.database import relay_outbox
-from wasmlet.triggers.endings import Buried, Completed, Ending, Released, Retried, settle
+from wasmlet.triggers.endings import Buried, Completed, Ending, EndWriter, Released, Retried
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
 from wasmlet.triggers.readiness import Readiness
 from wasmlet.triggers.schedules import SCHEDULE
@@ -49,10 +54,13 @@ AFTER_ERROR_DELAY_S = 1.0
 # Through a database outage: 1 s, 2 s, 4 s, then every 5 s (+-10%, so nodes spread out).
 OUTAGE_BACKOFF = Backoff(base_s=AFTER_ERROR_DELAY_S, cap_s=5.0, jitter=0.1)
 SETTLE_LOG_EVERY = 10  # a write failing through an outage is logged on tries 1, 11, 21...
+HELD_PER_SLOT = 2  # claimed jobs held (running or with their end unwritten) per slot, at most
+RELAY_BATCH = 500
 
 
 class Functions(Protocol):
-    def find(self, name: str) -> FunctionRecord | None: ...
+    async def lookup(self, name: str) -> FunctionRecord | None:
+        """The function's record; a cached one costs no thread hop."""
 
     def module_path(self, record: FunctionRecord) -> str: ...
 
@@ -93,12 +101,20 @@ class Dispatcher:
         self.outage = Streak(OUTAGE_BACKOFF, self._rng)  # ticks failed in a row
         self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
+        self._in_run = 0  # deliveries claimed and not yet past their run: the slots taken
         self._held: set[str] = set()  # ids of the jobs this node runs: their leases are renewed
         self._settling: set[asyncio.Task[bool]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_changed = True  # read the outbox on the next tick
+        self._queue_changed = True  # a claim may find something; next_due may have moved
+        self._next_due: float | None = None
+        self._skipped: frozenset[str] = frozenset()
+        self._ends: EndWriter | None = None
         self._log = get_logger("dispatch")
 
     def start(self) -> None:
+        self._ends = EndWriter(self._queue)
+        self._ends.start()
         self._tasks.append(asyncio.create_task(self._loop(), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self._leases(), name="dispatcher-leases"))
         if self._listen_url and self._channel:
@@ -114,8 +130,17 @@ class Dispatcher:
                 await task
         if self._running:
             await asyncio.wait(self._running, timeout=5)
+        if self._ends is not None:
+            await self._ends.close()
+
+    @property
+    def largest_end_batch(self) -> int:
+        """The most job ends written in one transaction so far."""
+        return self._ends.largest_batch if self._ends is not None else 0
 
     def wake(self) -> None:
+        self._outbox_changed = True
+        self._queue_changed = True
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -131,43 +156,82 @@ class Dispatcher:
                     "dispatch tick failed", error=f"{type(exc).__name__}: {exc}",
                     failures=outage.failures, backoff_s=round(delay, 3),
                 )  # fmt: skip
+                self._outbox_changed = self._queue_changed = True
                 await asyncio.sleep(delay)
                 continue
             outage.succeeded()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
+            except TimeoutError:  # a notification can be missed: poll
+                self._outbox_changed = self._queue_changed = True
             self._wake.clear()
 
     async def _tick(self) -> None:
-        moved = await asyncio.to_thread(relay_outbox, self._db, self._queue)
-        skip = self._readiness.not_ready()
-        while True:
-            free = self._concurrency - len(self._running)
-            jobs = await asyncio.to_thread(self._queue.claim, free, skip) if free > 0 else []
+        """Relay, claim, and learn when to look again; each step only when something it
+        depends on may have changed (a notification, a poll, a relay, an end that landed),
+        not on every wake-up a returning run causes."""
+        moved = 0
+        if self._outbox_changed:
+            self._outbox_changed = False
+            moved = await asyncio.to_thread(relay_outbox, self._db, self._queue, RELAY_BATCH)
+            if moved >= RELAY_BATCH:
+                self._outbox_changed = True  # more waiting
+            if moved:
+                self._queue_changed = True
+        skip = frozenset(self._readiness.not_ready())
+        if skip != self._skipped:  # a breaker closed, a module loads again...
+            self._skipped = skip
+            self._queue_changed = True
+        changed, self._queue_changed = self._queue_changed, False
+        drained = not changed
+        claimed = 0
+        while not drained:
+            free = self._free()
+            if free <= 0:
+                self._queue_changed = True  # not looked at all: look once a slot is free
+                break
+            jobs = await asyncio.to_thread(self._queue.claim, free, skip)
+            claimed += len(jobs)
             for job in jobs:
                 self._held.add(job.id)
+                self._in_run += 1
                 task = asyncio.create_task(self._deliver(job))
                 self._running.add(task)
                 task.add_done_callback(self._done)
-            if len(jobs) < free or free <= 0:
-                break
+            drained = len(jobs) < free
         if moved:
             self._wake.set()
-        if len(self._running) >= self._concurrency:
-            self._sleep_s = IDLE_POLL_S  # a finishing delivery wakes the loop
+        if self._free() <= 0 or claimed:
+            self._sleep_s = IDLE_POLL_S  # a run that returns wakes the loop
             return
-        next_due = await asyncio.to_thread(self._queue.next_due, skip)
+        if changed:
+            self._next_due = await asyncio.to_thread(self._queue.next_due, skip)
+        next_due = self._next_due
         wait = IDLE_POLL_S if next_due is None else next_due - self._clock()
         self._sleep_s = min(IDLE_POLL_S, max(0.005, wait))
 
+    def _free(self) -> int:
+        """Room for more claims: slots whose run returned count as free while their end
+        is written, up to a bound on the jobs held."""
+        held_room = self._concurrency * HELD_PER_SLOT - len(self._held)
+        return min(self._concurrency - self._in_run, held_room)
+
+    def _run_returned(self) -> None:
+        self._in_run -= 1
+        self._wake.set()
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._queue_changed = True  # an end landed: a retry is due later, a row's next event
         self._wake.set()
 
     async def _deliver(self, job: Job) -> None:
         """Run one claimed job and record how it ended, whatever happens meanwhile."""
         try:
-            ending = await self._attempt(job)
+            try:
+                ending = await self._attempt(job)
+            finally:
+                self._run_returned()  # the slot is free; the end is written meanwhile
         except asyncio.CancelledError:  # shutting down mid-run: back to the queue at once
             await self._finish(job, Released(0.0))
             raise
@@ -180,7 +244,7 @@ class Dispatcher:
         await self._finish(job, ending)
 
     async def _attempt(self, job: Job) -> Ending:
-        record = await asyncio.to_thread(self._registry.find, job.function_name)
+        record = await self._registry.lookup(job.function_name)
         if record is None or not record.enabled:
             missing = FunctionNotFound(f"Function not found or disabled: {job.function_name}")
             return _buried(job, DeadReason.NON_RETRIABLE, missing, None)
@@ -234,8 +298,9 @@ class Dispatcher:
     async def _finish(self, job: Job, ending: Ending) -> None:
         """Write the ending until it lands; the lease is renewed until then. Shielded: a
         cancelled delivery still records its end."""
+        assert self._ends is not None, "start() first"
         task = asyncio.create_task(
-            settle(self._queue, job, ending, on_failure=self._settle_failed(job, ending))
+            self._ends.settle(job, ending, on_failure=self._settle_failed(job, ending))
         )
         self._settling.add(task)
         task.add_done_callback(self._settled(job, ending))
@@ -333,7 +398,7 @@ class Dispatcher:
                 continue
             if version != seen:
                 seen = version
-                self._wake.set()
+                self.wake()
 
     async def _listen(self) -> None:
         import psycopg
@@ -347,9 +412,9 @@ class Dispatcher:
                 ) as conn:
                     await conn.execute(f'LISTEN "{self._channel}"')
                     lost.succeeded()
-                    self._wake.set()
+                    self.wake()
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        self.wake()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -14,7 +14,7 @@ while no other node has claimed it since; each says whether it landed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -58,6 +58,8 @@ class NewJob:
     payload: bytes
     run_at: float | None = None
     request_meta: dict[str, Any] | None = None
+    order_key: str | None = None  # jobs of one key run one at a time, in order_seq order
+    order_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,14 @@ class DeadLetterFilter:
         return {"id": self.id, "function": self.function, "error_type": self.error_type}
 
 
+@dataclass(frozen=True, slots=True)
+class End:
+    """One job's end as a statement, for `JobQueue.write_ends`."""
+
+    query: str
+    params: dict[str, Any]
+
+
 class JobQueue:
     def __init__(self, store: Store, node: str, clock: Clock, lease_s: float = 30.0) -> None:
         self._store = store
@@ -78,30 +88,54 @@ class JobQueue:
         self.lease_s = lease_s
 
     def enqueue(self, jobs: list[NewJob]) -> None:
+        """In one transaction (one round trip on PostgreSQL); an id already there is kept."""
+        if not jobs:
+            return
         now = self._clock()
-        with self._store.transaction():
-            for job in jobs:
-                self._store.execute(
+        self._store.execute_each(
+            [
+                (
                     "enqueue_job",
-                    id=job.id,
-                    function_name=job.function_name,
-                    trigger_kind=job.trigger_kind,
-                    payload=job.payload,
-                    request_meta=json.dumps(job.request_meta) if job.request_meta else None,
-                    run_at=job.run_at if job.run_at is not None else now,
-                    now=now,
+                    {
+                        "id": job.id,
+                        "function_name": job.function_name,
+                        "trigger_kind": job.trigger_kind,
+                        "payload": job.payload,
+                        "request_meta": json.dumps(job.request_meta) if job.request_meta else None,
+                        "run_at": job.run_at if job.run_at is not None else now,
+                        "now": now,
+                        "order_key": job.order_key,
+                        "order_seq": job.order_seq,
+                    },
                 )
+                for job in jobs
+            ]
+        )
+
+    def relays_outbox_of(self, database: object) -> bool:
+        """Whether the outbox of `database` is beside this queue (PostgreSQL, same schema),
+        so `relay_outbox` moves it in one statement."""
+        return (
+            self._store.dialect == "postgres"
+            and getattr(database, "dialect", None) == "postgres"
+            and getattr(database, "schema", None) == getattr(self._store, "schema", None)
+        )
+
+    def relay_outbox(self, limit: int) -> int:
+        """Captured changes from the outbox beside the queue into jobs; how many moved."""
+        now = self._clock()
+        row = self._store.fetch_one("relay_outbox", limit=limit, now=now)
+        return int(row["moved"]) if row else 0
 
     def claim(self, limit: int, skip: Collection[str] = ()) -> list[Job]:
         """Due jobs, leased to this node; none of the functions in `skip`."""
         if limit <= 0:
             return []
         now = self._clock()
-        with self._store.transaction():
-            rows = self._store.fetch_all(
-                "claim_jobs", node=self.node, until=now + self.lease_s, now=now, limit=limit,
-                skip=_names(skip),
-            )  # fmt: skip
+        rows = self._store.fetch_all(
+            "claim_jobs", node=self.node, until=now + self.lease_s, now=now, limit=limit,
+            skip=_names(skip),
+        )  # fmt: skip
         return [
             Job(
                 id=row["id"],
@@ -212,6 +246,23 @@ class JobQueue:
     def _ended(self, query: str, **params: Any) -> bool:
         return self._store.execute(query, node=self.node, **params) > 0
 
+    def plan(self, write: Callable[[JobQueue], bool]) -> End:
+        """The end `write(queue)` would write (`complete`, `retry`, ...), not written: for
+        `write_ends`."""
+        planner = _Planner(self._store, self.node, self._clock, self.lease_s)
+        write(planner)
+        assert planner.planned is not None, "write(queue) must call one ending method"
+        return planner.planned
+
+    def write_ends(self, ends: Sequence[End]) -> list[bool]:
+        """Several ends (`plan`) in one transaction, one round trip on PostgreSQL; whether
+        each landed. Each is conditional on this node's hold on its job, as one alone is;
+        an error lands none of them."""
+        counts = self._store.execute_each(
+            [(end.query, {**end.params, "node": self.node}) for end in ends]
+        )
+        return [count > 0 for count in counts]
+
     def extend_leases(self, job_ids: Collection[str]) -> None:
         """Renew the leases of these jobs, the ones this node is still running."""
         until = self._clock() + self.lease_s
@@ -237,6 +288,14 @@ class JobQueue:
     def status_of(self, job_id: str) -> JobStatus | None:
         row = self._store.fetch_one("get_job", id=job_id)
         return JobStatus(row["status"]) if row else None
+
+
+class _Planner(JobQueue):
+    planned: End | None = None
+
+    def _ended(self, query: str, **params: Any) -> bool:
+        self.planned = End(query, params)
+        return True
 
 
 def _names(names: Collection[str]) -> str:

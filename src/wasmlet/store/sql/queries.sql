@@ -58,20 +58,31 @@ JOIN function_versions v ON v.name = f.name AND v.version = f.version;
 
 -- name: enqueue_job
 INSERT INTO jobs (id, function_name, trigger_kind, payload, request_meta, status, attempts,
-                  run_at, created_at, updated_at)
+                  run_at, created_at, updated_at, order_key, order_seq)
 VALUES (:id, :function_name, :trigger_kind, :payload, :request_meta, 'queued', 0, :run_at,
-        :now, :now)
+        :now, :now, :order_key, :order_seq)
 ON CONFLICT (id) DO NOTHING;
 
+-- name: relay_outbox
+-- PostgreSQL only (see the override): SQLite keeps the outbox in the application's file,
+-- and `triggers/database.py` relays it from there.
+SELECT 0 AS moved WHERE :limit < 0 AND :now < 0;
+
 -- name: claim_jobs
+-- One statement (atomic on its own, no transaction round trips) for up to :limit jobs.
 -- skip: a JSON array of the functions this node cannot run now (left for other nodes).
+-- Order per row: a job with an order_key waits while an earlier job of the same key
+-- (same function, same row) is queued or running.
 UPDATE jobs
 SET status = 'running', locked_by = :node, locked_until = :until,
     attempts = attempts + 1, updated_at = :now
 WHERE id IN (
-    SELECT id FROM jobs WHERE status = 'queued' AND run_at <= :now
-      AND function_name NOT IN (SELECT value FROM json_each(:skip))
-    ORDER BY run_at, created_at LIMIT :limit
+    SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= :now
+      AND j.function_name NOT IN (SELECT value FROM json_each(:skip))
+      AND (j.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs p WHERE p.order_key = j.order_key AND p.order_seq < j.order_seq
+            AND p.status IN ('queued', 'running')))
+    ORDER BY j.run_at, j.created_at, j.order_seq LIMIT :limit
 )
 RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;
 
@@ -136,9 +147,12 @@ FROM jobs WHERE id = :id;
 SELECT MIN(run_at) AS run_at FROM jobs WHERE status = 'queued';
 
 -- name: next_due_claimable
--- When this node next has something to claim: skip as in claim_jobs.
-SELECT MIN(run_at) AS run_at FROM jobs
-WHERE status = 'queued' AND function_name NOT IN (SELECT value FROM json_each(:skip));
+-- When this node next has something to claim: skip and order as in claim_jobs.
+SELECT MIN(j.run_at) AS run_at FROM jobs j
+WHERE j.status = 'queued' AND j.function_name NOT IN (SELECT value FROM json_each(:skip))
+  AND (j.order_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs p WHERE p.order_key = j.order_key AND p.order_seq < j.order_seq
+        AND p.status IN ('queued', 'running')));
 
 -- name: prune_done_jobs
 -- Finished jobs past their retention, oldest first, at most limit rows a call.
