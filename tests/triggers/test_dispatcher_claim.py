@@ -1,8 +1,9 @@
 """The dispatcher when the store fails in the middle of a claim (real SQLite, a failing hook).
 
-Inside the claim's transaction (rolled back: nothing was leased) or after it committed
-(the jobs are leased to this node, but it never heard which): either way every job
-runs once and ends once, and the dispatcher carries on.
+The claim is one statement (UPDATE ... RETURNING): it fails as a whole (nothing was
+leased) or its answer is lost after it committed (the jobs are leased to this node, but
+it never heard which): either way every job runs once and ends once, and the
+dispatcher carries on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def all_done(queue: JobQueue) -> bool:
     return all(queue.status_of(job.id) is JobStatus.DONE for job in JOBS)
 
 
-def test_a_claim_that_fails_inside_its_transaction_leases_nothing(
+def test_a_claim_statement_that_fails_leases_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, queue = setup(tmp_path)
@@ -35,11 +36,10 @@ def test_a_claim_that_fails_inside_its_transaction_leases_nothing(
     real_fetch_all = FlakyStore.fetch_all
 
     def fetch_all(self: FlakyStore, query: str, /, **params: Any) -> list[Row]:
-        rows = real_fetch_all(self, query, **params)  # the UPDATE ran...
-        if query == "claim_jobs" and rows and failures["left"] > 0:
+        if query == "claim_jobs" and failures["left"] > 0:
             failures["left"] -= 1
             raise DbUnavailable("Database unavailable: connection lost mid-claim (fake)")
-        return rows  # ...and is rolled back with the transaction when it raised
+        return real_fetch_all(self, query, **params)
 
     monkeypatch.setattr(FlakyStore, "fetch_all", fetch_all)
 
