@@ -18,9 +18,8 @@ from wasmlet.observability.logs import get_logger
 from wasmlet.registry.modules import LocalModules
 from wasmlet.registry.names import NAME_PATTERN
 from wasmlet.registry.registry import Registry
+from wasmlet.store.listen import listen_forever
 
-CONNECT_TIMEOUT_S = 2
-RECONNECT_S = 1.0
 MAX_PENDING = 1024
 
 
@@ -56,25 +55,11 @@ class RegistryListener:
             self._wake.set()
 
     async def _listen(self) -> None:
-        import psycopg
-        from psycopg import sql
-
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                ) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    self._registry.forget_all()  # what changed while no one listened
-                    async for notice in conn.notifies():
-                        self.heard(notice.payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._log.warning(
-                    "registry listen connection lost", error=f"{type(exc).__name__}: {exc}"
-                )
-                await asyncio.sleep(RECONNECT_S)
+        await listen_forever(
+            self._url, self._channel, on_notify=self.heard,
+            on_connected=self._registry.forget_all,  # what changed while no one listened
+            operation="registry",
+        )  # fmt: skip
 
     async def _prepare(self) -> None:
         """Read each announced function and compile its module, one at a time."""

@@ -39,6 +39,7 @@ from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
 from wasmlet.reliability.retry import decide
+from wasmlet.store.listen import listen_forever
 from wasmlet.triggers.database import relay_outbox
 from wasmlet.triggers.endings import Buried, Completed, Ending, EndWriter, Released, Retried
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
@@ -401,29 +402,11 @@ class Dispatcher:
                 self.wake()
 
     async def _listen(self) -> None:
-        import psycopg
-
         assert self._listen_url is not None and self._channel is not None
-        lost = Streak(OUTAGE_BACKOFF, self._rng)
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._listen_url, autocommit=True
-                ) as conn:
-                    await conn.execute(f'LISTEN "{self._channel}"')
-                    lost.succeeded()
-                    self.wake()
-                    async for _ in conn.notifies():
-                        self.wake()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = lost.failed()
-                self._log.warning(
-                    "listen connection lost", error=f"{type(exc).__name__}: {exc}",
-                    backoff_s=round(delay, 3),
-                )  # fmt: skip
-                await asyncio.sleep(delay)
+        await listen_forever(
+            self._listen_url, self._channel, on_notify=lambda _: self.wake(),
+            on_connected=self.wake, operation="dispatch", backoff=OUTAGE_BACKOFF, rng=self._rng,
+        )  # fmt: skip
 
 
 def _buried(job: Job, reason: DeadReason, error: FunctionError, version: int | None) -> Buried:
