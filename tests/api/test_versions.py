@@ -209,3 +209,22 @@ def test_both_routes_need_the_service_key(db: Backend, fname: str) -> None:
         httpx.get(_url(server, fname, "versions")),
     ):
         assert response.status_code == 401, response.text
+
+
+def test_a_rollback_whose_triggers_cannot_be_installed_changes_nothing(
+    db: Backend, fname: str
+) -> None:
+    """The deploy path's refusal: v1's table is gone, so v1 cannot come back; v2 serves on."""
+    server = db.server
+    table = f"gone_{fname.replace('-', '_')}"
+    db.app_rows(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+    deploy(server, fname, "one", triggers=[{"type": "database", "table": table}, YEARLY])
+    deploy(server, fname, "two", triggers=[])
+    db.app_rows(f"DROP TABLE {table}")
+    refused = rollback(server, fname, {"version": 1})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["type"] == "invalid_trigger"
+    assert body_of(server, fname) == "two"
+    assert _schedules_of(server, fname) == []
+    listing = versions(server, fname).json()
+    assert listing["live_version"] == 2 and len(listing["versions"]) == 2
