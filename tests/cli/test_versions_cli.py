@@ -54,6 +54,9 @@ def test_versions_and_rollback_commands(server: ServerProcess, fname: str, tmp_p
     assert [line.split()[0] for line in page[2:]] == ["5", "4"]
     assert "rollback to v1" in page[2]
 
+    [row] = [line for line in run_cli(server, "list").stdout.decode().splitlines() if fname in line]
+    assert LOCAL_ISO.fullmatch(row.split()[-1]), row  # `list` shows when, in local time
+
     missing = run_cli(server, "rollback", fname, "--to", "99")
     assert missing.returncode == ExitCode.NOT_FOUND
     assert "not_found" in missing.stderr.decode()

@@ -216,10 +216,13 @@ def list_functions(url: str, key: str | None, data_dir: str) -> None:
     if not records:
         click.echo("no functions")
         return
-    click.echo(f"{'NAME':<24} {'VERSION':>7}  {'ENABLED':<7}  SHA256")
+    click.echo(f"{'NAME':<24} {'VERSION':>7}  {'ENABLED':<7}  {'SHA256':<12}  UPDATED (LOCAL)")
     for r in records:
         enabled = "yes" if r["enabled"] else "no"
-        click.echo(f"{r['name']:<24} {r['version']:>7}  {enabled:<7}  {r['module_sha256'][:12]}")
+        click.echo(
+            f"{r['name']:<24} {r['version']:>7}  {enabled:<7}  {r['module_sha256'][:12]:<12}  "
+            f"{local_iso(r['updated_at'])}"
+        )
 
 
 @main.command()

@@ -50,7 +50,7 @@ def _stats_view(stats: dict[str, Any], url: str) -> Group:
     minutes = stats["window_s"] / 60
     header = Text.assemble(
         ("wasmlet ", "bold"),
-        f"{url}  last {minutes:g} min  at {stats['generated_at']}\n",
+        f"{url}  last {minutes:g} min  at {local_iso(stats['generated_at'])}\n",
         f"workers {workers['alive']}/{workers['size']} (busy {workers['busy']})  "
         f"in flight {server['in_flight']}  queue queued={queue.get('queued', 0)} "
         f"running={queue.get('running', 0)} dead={queue.get('dead', 0)}  "
