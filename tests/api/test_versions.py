@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.appdb import Backend, backend, wait_until
+from tests.support.js import deploy_js
 from tests.support.server import ServerProcess
 from tests.support.wasmgen import says
 
@@ -228,3 +229,15 @@ def test_a_rollback_whose_triggers_cannot_be_installed_changes_nothing(
     assert _schedules_of(server, fname) == []
     listing = versions(server, fname).json()
     assert listing["live_version"] == 2 and len(listing["versions"]) == 2
+
+
+def test_javascript_versions_show_their_runtime_and_roll_back(db: Backend, fname: str) -> None:
+    server = db.server
+    for n in (1, 2):
+        source = f"export async function handler(req) {{ return {{ js: {n} }}; }}"
+        deployed = deploy_js(server, fname, source, {"public": True})
+        assert deployed.status_code in (200, 201), deployed.text
+    rows = versions(server, fname).json()["versions"]
+    assert [(v["version"], v["runtime"]) for v in rows] == [(2, "javascript"), (1, "javascript")]
+    assert rollback(server, fname).status_code == 200
+    assert server.invoke(fname).json() == {"js": 1}
