@@ -59,6 +59,8 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
         "sealed": b"\0sealed", "digest": "d",
         # order per row (events)
         "order_key": None, "order_seq": None,
+        # versions (insert_version, list_versions, prune_versions, previous_version)
+        "runtime": "wasm", "size": 4, "rolled_back_from": None, "newest": 1, "below": 2,
     }  # fmt: skip
     # A function row for the foreign keys; each query then runs in a transaction that is
     # rolled back, so the order of the queries does not matter.

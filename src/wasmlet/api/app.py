@@ -23,6 +23,7 @@ from wasmlet.api.routes import (
     schedules,
     secrets,
     system,
+    versions,
 )
 from wasmlet.api.services import Services
 from wasmlet.observability.logs import configure_logging
@@ -60,7 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
 
         app.include_router(faults.router)
     management = (
-        system, deploy, functions, alerts, jobs, observability, schedules, nodes, secrets
+        system, deploy, functions, versions, alerts, jobs, observability, schedules, nodes,
+        secrets
     )  # fmt: skip
     for module in management:
         app.include_router(module.router)

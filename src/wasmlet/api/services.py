@@ -144,6 +144,7 @@ class Services:
             clock=time.time,
             max_stale_s=settings.registry_max_stale_s,
             changes_channel=_changes_channel(settings),
+            versions_kept=settings.versions_kept,
         )
         modules = LocalModules(store, compiler, clock=time.monotonic)
         recompiled = registry.ensure_compiled(

@@ -1,4 +1,5 @@
-"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | secrets | keys`."""
+"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | versions |
+rollback | secrets | keys`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import click
 
 from wasmlet.cli.env_file import read_env_file
 from wasmlet.cli.exit_codes import ExitCode, exit_code_for
+from wasmlet.cli.times import local_iso
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
 
@@ -215,10 +217,13 @@ def list_functions(url: str, key: str | None, data_dir: str) -> None:
     if not records:
         click.echo("no functions")
         return
-    click.echo(f"{'NAME':<24} {'VERSION':>7}  {'ENABLED':<7}  SHA256")
+    click.echo(f"{'NAME':<24} {'VERSION':>7}  {'ENABLED':<7}  {'SHA256':<12}  UPDATED (LOCAL)")
     for r in records:
         enabled = "yes" if r["enabled"] else "no"
-        click.echo(f"{r['name']:<24} {r['version']:>7}  {enabled:<7}  {r['module_sha256'][:12]}")
+        click.echo(
+            f"{r['name']:<24} {r['version']:>7}  {enabled:<7}  {r['module_sha256'][:12]:<12}  "
+            f"{local_iso(r['updated_at'])}"
+        )
 
 
 @main.command()
@@ -313,9 +318,9 @@ def secrets_list(url: str, key: str | None, data_dir: str) -> None:
     """Names, digests and when each was set; never the values."""
     with _client(url, key, data_dir) as client:
         listing = client.secrets()
-    click.echo(f"{'NAME':<32} {'DIGEST':<16} UPDATED")
+    click.echo(f"{'NAME':<32} {'DIGEST':<16} UPDATED (LOCAL)")
     for s in listing["secrets"]:
-        click.echo(f"{s['name']:<32} {s['digest'][:16]:<16} {s['updated_at']}")
+        click.echo(f"{s['name']:<32} {s['digest'][:16]:<16} {local_iso(s['updated_at'])}")
 
 
 @secrets.command(name="unset")
@@ -347,7 +352,8 @@ def schedules_list(url: str, key: str | None, data_dir: str) -> None:
         paused = " (paused)" if s["paused"] else ""
         click.echo(
             f"{s['function']:<20} {s['id']}  {s['cron']:<15} {s['timezone']:<16} "
-            f"last={s['last_run'] or '-'} next={s['next_run'] or '-'} outcome={outcome}{paused}"
+            f"last={local_iso(s['last_run'])} next={local_iso(s['next_run'])} "
+            f"outcome={outcome}{paused}"
         )
 
 
@@ -445,10 +451,14 @@ def keys(data_dir: str) -> None:
 
 
 def _add_observability_commands() -> None:
-    """`logs` and `top` live in cli/observe.py, built with the helpers above."""
+    """`logs` and `top` live in cli/observe.py, `versions` and `rollback` in
+    cli/versions.py, built with the helpers above."""
     from wasmlet.cli.observe import observability_commands
+    from wasmlet.cli.versions import version_commands
 
     for command in observability_commands(_client_options, _client):
+        main.add_command(command)
+    for command in version_commands(_client_options, _client):
         main.add_command(command)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from wasmlet.cli.times import local_iso, when_option
 from wasmlet.client import ConnectionFailed, WasmletClient
 from wasmlet.errors import FunctionError
 
@@ -32,7 +33,9 @@ def _print_line(line: dict[str, Any], as_json: bool) -> None:
         click.echo(json.dumps(line, sort_keys=True))
         return
     level = str(line["level"]).upper()
-    click.echo(f"{line['timestamp']}  {level:<5}  {line['request_id']}  {line['message']}")
+    click.echo(
+        f"{local_iso(line['timestamp'])}  {level:<5}  {line['request_id']}  {line['message']}"
+    )
 
 
 def _stats_view(stats: dict[str, Any], url: str) -> Group:
@@ -47,7 +50,7 @@ def _stats_view(stats: dict[str, Any], url: str) -> Group:
     minutes = stats["window_s"] / 60
     header = Text.assemble(
         ("wasmlet ", "bold"),
-        f"{url}  last {minutes:g} min  at {stats['generated_at']}\n",
+        f"{url}  last {minutes:g} min  at {local_iso(stats['generated_at'])}\n",
         f"workers {workers['alive']}/{workers['size']} (busy {workers['busy']})  "
         f"in flight {server['in_flight']}  queue queued={queue.get('queued', 0)} "
         f"running={queue.get('running', 0)} dead={queue.get('dead', 0)}  "
@@ -110,17 +113,27 @@ def observability_commands(
     @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
     @click.option("--level", default=None, help="Minimum level: debug, info, warn, error.")
     @click.option("--request-id", default=None, help="Only this invocation's lines.")
-    @click.option("--since", default=None, help="Epoch seconds or ISO 8601 time.")
+    @click.option(
+        "--since", default=None,
+        help="From: 90s, 5m, 2h, 1d, '5 minutes ago', ISO 8601 (local unless zoned) or epoch.",
+    )  # fmt: skip
+    @click.option("--until", default=None, help="Up to (exclusive); as --since.")
     @click.option("--limit", type=int, default=100, show_default=True, help="Lines to show first.")
     @click.option("--interval", type=float, default=1.0, show_default=True, help="--follow poll.")
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
     @_client_options
     def logs(
         name: str, follow: bool, level: str | None, request_id: str | None, since: str | None,
-        limit: int, interval: float, as_json: bool, url: str, key: str | None, data_dir: str,
+        until: str | None, limit: int, interval: float, as_json: bool, url: str,
+        key: str | None, data_dir: str,
     ) -> None:  # fmt: skip
         """Show function NAME's log lines (stderr, log host calls, platform errors)."""
-        filters: dict[str, Any] = {"level": level, "request_id": request_id, "since": since}
+        filters: dict[str, Any] = {
+            "level": level,
+            "request_id": request_id,
+            "since": when_option(since, "--since"),
+            "until": when_option(until, "--until"),
+        }
         with _client(url, key, data_dir) as client:
             page = client.logs(name, limit=limit, **filters)
             for line in page["lines"]:

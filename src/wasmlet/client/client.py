@@ -214,6 +214,19 @@ class WasmletClient:
     def delete(self, name: str) -> None:
         self._json(_Call("DELETE", f"/functions/v1/functions/{name}"))
 
+    def versions(self, name: str, limit: int = 20, before: int | None = None) -> dict[str, Any]:
+        """A function's kept versions, newest first (`next_before` pages on)."""
+        path = f"/functions/v1/functions/{name}/versions{_query(limit=limit, before=before)}"
+        result: dict[str, Any] = self._json(_Call("GET", path))
+        return result
+
+    def rollback(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Make `version` (default: the one before the live one) live as a new version."""
+        body = json.dumps({} if version is None else {"version": version}).encode()
+        call = _Call("POST", f"/functions/v1/functions/{name}/rollback", body, _JSON)
+        result: dict[str, Any] = self._json(call)
+        return result
+
     def health(self) -> dict[str, Any]:
         response = self._send(_Call("GET", "/health"))
         result: dict[str, Any] = response.json()

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -227,4 +228,42 @@ class FunctionRecord:
             "module_sha256": self.module_key,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One kept version of a function, as `versions` lists it."""
+
+    version: int
+    module_key: str
+    runtime: str | None  # None: stored before runtimes were recorded
+    size: int | None
+    rolled_back_from: int | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> VersionRecord:
+        size = row["size"]
+        rolled = row["rolled_back_from"]
+        return cls(
+            version=int(row["version"]),
+            module_key=row["module_key"],
+            runtime=row["runtime"],
+            size=None if size is None else int(size),
+            rolled_back_from=None if rolled is None else int(rolled),
+            created_at=float(row["created_at"]),
+        )
+
+    def public_view(self, live_version: int) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "live": self.version == live_version,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "runtime": self.runtime,
+            "module_sha256": self.module_key,
+            "size_bytes": self.size,
+            "rolled_back_from": self.rolled_back_from,
         }

@@ -18,10 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from wasmlet.errors import DbUnavailable, FunctionError, FunctionNotFound, InvalidConfig
+from wasmlet.errors import (
+    DbUnavailable,
+    FunctionError,
+    FunctionNotFound,
+    InvalidConfig,
+    NotFound,
+)
 from wasmlet.observability.logs import get_logger
-from wasmlet.registry.models import FunctionConfig, FunctionRecord
+from wasmlet.registry.models import FunctionConfig, FunctionRecord, VersionRecord
 from wasmlet.registry.names import validate_name
+from wasmlet.registry.runtimes import runtime_of
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
 from wasmlet.store.base import Store
 from wasmlet.triggers.database import TriggerInstaller
@@ -30,6 +37,8 @@ from wasmlet.validation import field_path
 Clock = Callable[[], float]
 CHANGES_CHANNEL = "wasmlet_registry"
 MAX_STALE_S = 300.0
+VERSIONS_KEPT = 20
+MAX_VERSION = 2**31 - 1
 
 
 class Miss(enum.Enum):
@@ -62,6 +71,7 @@ class Registry:
         cache_ttl_s: float = 1.0,
         max_stale_s: float = MAX_STALE_S,
         changes_channel: str = CHANGES_CHANNEL,
+        versions_kept: int = VERSIONS_KEPT,
     ) -> None:
         self._store = store
         self._compiler = compiler
@@ -71,6 +81,7 @@ class Registry:
         self._ttl = cache_ttl_s
         self._max_stale_s = max(max_stale_s, cache_ttl_s)
         self._channel = changes_channel
+        self._versions_kept = max(1, versions_kept)
         self._cache: dict[str, _Entry] = {}
         self._epoch = 0  # bumped by every forget: a read that began before it is not kept
         self._db_retry_at = 0.0  # after a failed read, entries are served stale until then
@@ -80,9 +91,16 @@ class Registry:
         self._log = get_logger("registry")
 
     def deploy(
-        self, name: object, wasm: bytes, config: object = None, triggers: object = None
+        self,
+        name: object,
+        wasm: bytes,
+        config: object = None,
+        triggers: object = None,
+        *,
+        rolled_back_from: int | None = None,
     ) -> tuple[FunctionRecord, bool]:
-        """Create or redeploy `name`; the record and whether it is new."""
+        """Create or redeploy `name`; the record and whether it is new. Each deploy is
+        a new version; the newest `versions_kept` are kept, older ones are pruned."""
         valid_name = validate_name(name)
         previous = self.find(valid_name, cached=False)
         parsed, trigger_list = self._effective(previous, config, triggers)
@@ -92,7 +110,9 @@ class Registry:
         # fails, the first is undone: the previous version keeps serving, with its triggers.
         self._triggers.capture(valid_name, trigger_list)
         try:
-            created = self._store_version(valid_name, wasm, compiled, parsed, trigger_list)
+            created = self._store_version(
+                valid_name, wasm, compiled, parsed, trigger_list, rolled_back_from
+            )
         except BaseException:
             self._restore_capture(valid_name, previous)
             raise
@@ -133,6 +153,7 @@ class Registry:
         compiled: CompiledModule,
         config: FunctionConfig,
         triggers: list[dict[str, Any]],
+        rolled_back_from: int | None,
     ) -> bool:
         now = self._clock()
         config_json = config.model_dump_json()
@@ -165,12 +186,59 @@ class Registry:
                 version=version,
                 module_key=compiled.key,
                 config=config_json,
+                triggers=triggers_json,
+                runtime=runtime_of(wasm),
+                size=len(wasm),
+                rolled_back_from=rolled_back_from,
                 now=now,
             )
+            store.execute("prune_versions", name=name, newest=version, keep=self._versions_kept)
             self._triggers.sync_schedules(name, triggers)
             self._announce(name)
         self.forget(name)
         return bumped is None
+
+    def versions(
+        self, name: str, limit: int, before: int | None = None
+    ) -> tuple[FunctionRecord, list[VersionRecord]]:
+        """The live record and up to `limit` kept versions below `before`, newest first."""
+        record = self.get(name, cached=False)
+        rows = self._store.fetch_all(
+            "list_versions",
+            name=name,
+            before=MAX_VERSION if before is None else before,
+            limit=limit,
+        )
+        return record, [VersionRecord.from_row(row) for row in rows]
+
+    def rollback(self, name: str, version: int | None = None) -> FunctionRecord:
+        """Make a kept version's module, config and triggers live again, as a new
+        version (history stays linear), through `deploy`: the same validation, trigger
+        installation with its compensation, and change announcement to every node.
+        `version` None: the one before the live one."""
+        current = self.get(name, cached=False)
+        if version is None:
+            row = self._store.fetch_one("previous_version", name=name, below=current.version)
+            if row is None or row["version"] is None:
+                raise NotFound(
+                    f"Version not found: {name} has no kept version before its live "
+                    f"version {current.version}",
+                    function=name,
+                )
+            version = int(row["version"])
+        stored = self._store.fetch_one("get_version", name=name, version=version)
+        if stored is None:
+            raise NotFound(
+                f"Version not found: {name} has no version {version} (never deployed, or "
+                f"pruned: the newest {self._versions_kept} are kept)",
+                function=name,
+            )
+        config = FunctionConfig.from_stored(stored["config"]).model_dump()
+        triggers = None if stored["triggers"] is None else json.loads(stored["triggers"])
+        record, _ = self.deploy(
+            name, bytes(stored["wasm"]), config, triggers, rolled_back_from=version
+        )
+        return record
 
     def cached(self, name: str) -> FunctionRecord | Literal[Miss.MISS] | None:
         """The cached record (None: known not to exist) if it may be served without a

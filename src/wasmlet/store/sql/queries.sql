@@ -38,8 +38,33 @@ WHERE name = :name
 RETURNING version;
 
 -- name: insert_version
-INSERT INTO function_versions (name, version, module_key, config, created_at)
-VALUES (:name, :version, :module_key, :config, :now);
+INSERT INTO function_versions (name, version, module_key, config, triggers, runtime, size,
+                               rolled_back_from, created_at)
+VALUES (:name, :version, :module_key, :config, :triggers, :runtime, :size, :rolled_back_from,
+        :now);
+
+-- name: list_versions
+-- Newest first, at most :limit, below :before (the page's cursor).
+SELECT version, module_key, runtime, size, rolled_back_from, created_at
+FROM function_versions
+WHERE name = :name AND version < :before
+ORDER BY version DESC
+LIMIT :limit;
+
+-- name: get_version
+SELECT v.version, v.module_key, v.config, v.triggers, v.runtime, v.size, v.created_at,
+       m.wasm
+FROM function_versions v
+JOIN modules m ON m.key = v.module_key
+WHERE v.name = :name AND v.version = :version;
+
+-- name: previous_version
+SELECT MAX(version) AS version FROM function_versions WHERE name = :name AND version < :below;
+
+-- name: prune_versions
+-- Keeps the newest :keep versions; the live one is the newest, so it always stays.
+DELETE FROM function_versions
+WHERE name = :name AND version <= :newest - :keep;
 
 -- name: update_function_config
 UPDATE functions SET config = :config, enabled = :enabled, updated_at = :now
