@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     dispatch_concurrency: int | None = Field(None, ge=1)
     # How long a node serves a function it knows while the database cannot be read.
     registry_max_stale_s: float = Field(300.0, ge=0, le=7 * DAY)
+    # Connections in the platform store's pool (PostgreSQL; store/postgres.py).
+    store_pool_size: int = Field(6, ge=1, le=100)
     # Deploy-time compilation, in child processes (runtime/compiler.py).
     compile_timeout_s: float = Field(30.0, gt=0, le=3600)
     compile_memory_mb: int = Field(512, ge=192, le=65536)

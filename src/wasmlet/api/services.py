@@ -113,7 +113,10 @@ class Services:
         redactor.add(keys.service, keys.anon, settings.jwt_secret)
         box = SecretBox(load_key(settings.secrets_key, settings.secrets_key_path))
         store = open_store(
-            settings.database_url, settings.platform_db_path, schema=settings.pg_schema
+            settings.database_url,
+            settings.platform_db_path,
+            schema=settings.pg_schema,
+            pool_size=settings.store_pool_size,
         )
         exits.callback(store.close)
         applied = store.migrate()
