@@ -135,27 +135,33 @@ class PostgresStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        self._note_if_on_loop("transaction")
         with self._pinned() as conn, _unavailable_as_error(conn), conn.transaction():
             yield
 
     def execute(self, query: str, /, **params: Any) -> int:
+        self._note_if_on_loop(query)
         with self._connection() as conn:
             return conn.execute(self.sql(query), params).rowcount
 
     def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]], /) -> None:
+        self._note_if_on_loop(query)
         with self._pinned() as conn, _unavailable_as_error(conn), conn.transaction():
             conn.cursor().executemany(self.sql(query), rows)
 
     def fetch_one(self, query: str, /, **params: Any) -> Row | None:
+        self._note_if_on_loop(query)
         with self._connection() as conn:
             return conn.execute(self.sql(query), params).fetchone()
 
     def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
+        self._note_if_on_loop(query)
         with self._connection() as conn:
             return conn.execute(self.sql(query), params).fetchall()
 
     def migrate(self) -> list[int]:
         """Under the set-up lock: nodes started together apply each migration once."""
+        self._note_if_on_loop("migrate")
         with self._pinned() as conn, _unavailable_as_error(conn), setup_lock(conn):
             return super().migrate()
 

@@ -88,6 +88,7 @@ class SqliteStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        self._note_if_on_loop("transaction")
         with self._lock:
             if self._depth == 0:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -107,14 +108,17 @@ class SqliteStore(Store):
                 self._conn.execute("COMMIT")
 
     def execute(self, query: str, /, **params: Any) -> int:
+        self._note_if_on_loop(query)
         with self._lock:
             return self._conn.execute(self.sql(query), params).rowcount
 
     def execute_many(self, query: str, rows: Sequence[Mapping[str, Any]], /) -> None:
+        self._note_if_on_loop(query)
         with self.transaction():
             self._conn.executemany(self.sql(query), rows)
 
     def fetch_one(self, query: str, /, **params: Any) -> Row | None:
+        self._note_if_on_loop(query)
         reader = self._reader(query)
         if reader is not None:
             row = reader.execute(self.sql(query), params).fetchone()
@@ -124,6 +128,7 @@ class SqliteStore(Store):
         return dict(row) if row is not None else None
 
     def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
+        self._note_if_on_loop(query)
         reader = self._reader(query)
         if reader is not None:
             rows = reader.execute(self.sql(query), params).fetchall()
@@ -133,6 +138,7 @@ class SqliteStore(Store):
         return [dict(row) for row in rows]
 
     def applied_migrations(self) -> set[int]:
+        self._note_if_on_loop("migrate")
         with self._lock:
             self._conn.execute(_MIGRATIONS_TABLE)
             rows = self._conn.execute("SELECT version FROM schema_migrations").fetchall()
