@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     registry_max_stale_s: float = Field(300.0, ge=0, le=7 * DAY)
     # Versions kept per function (`versions`, `rollback`); older ones are pruned at deploy.
     versions_kept: int = Field(20, ge=1, le=1000)
+    # Connections in the platform store's pool (PostgreSQL; store/postgres.py).
+    store_pool_size: int = Field(6, ge=1, le=100)
     # Deploy-time compilation, in child processes (runtime/compiler.py).
     compile_timeout_s: float = Field(30.0, gt=0, le=3600)
     compile_memory_mb: int = Field(512, ge=192, le=65536)

@@ -84,13 +84,13 @@ def test_a_failed_start_leaves_no_worker_thread_or_connection(
     seen: dict[str, Any] = {}
     real_heartbeat = services_module._node_heartbeat
 
-    def failing_last_step(*args: Any) -> Any:
+    async def failing_last_step(*args: Any) -> Any:
         """Everything before this step is running: look, then fail."""
         seen["workers"] = child_pids() - children_before
         seen["threads"] = set(threading.enumerate()) - threads_before
         seen["files"] = open_files_under(data_dir)
         seen["sessions"] = pg_sessions(backend) if backend else 0
-        real_heartbeat(*args)  # started, and registered for clean-up, like the rest
+        await real_heartbeat(*args)  # started, and registered for clean-up, like the rest
         raise InjectedStartFailure("the last start step failed")
 
     monkeypatch.setattr(services_module, "_node_heartbeat", failing_last_step)

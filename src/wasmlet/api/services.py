@@ -112,13 +112,18 @@ class Services:
         redactor = redactor or Redactor()
         redactor.add(keys.service, keys.anon, settings.jwt_secret)
         box = SecretBox(load_key(settings.secrets_key, settings.secrets_key_path))
-        store = open_store(
-            settings.database_url, settings.platform_db_path, schema=settings.pg_schema
+        # Start-up's database work runs in threads too: nothing blocks the loop.
+        store = await asyncio.to_thread(
+            open_store,
+            settings.database_url,
+            settings.platform_db_path,
+            schema=settings.pg_schema,
+            pool_size=settings.store_pool_size,
         )
         exits.callback(store.close)
-        applied = store.migrate()
+        applied = await asyncio.to_thread(store.migrate)
         secrets = Secrets(store, box, clock=time.monotonic, on_values=redactor.add)
-        app_db = open_app_database(settings)
+        app_db = await asyncio.to_thread(open_app_database, settings)
         exits.callback(app_db.close)
         compiler = ModuleCompiler(
             Path(settings.module_cache_dir),
@@ -147,10 +152,11 @@ class Services:
             versions_kept=settings.versions_kept,
         )
         modules = LocalModules(store, compiler, clock=time.monotonic)
-        recompiled = registry.ensure_compiled(
+        recompiled = await asyncio.to_thread(
+            registry.ensure_compiled,
             on_failure=lambda key, exc: log.error(
                 "stored module does not compile", module_key=key, error=exc.message
-            )
+            ),
         )
         metrics = Metrics()
         breaker_log = get_logger("db_breaker")
@@ -220,7 +226,9 @@ class Services:
         )
         queue = JobQueue(store, node=node, clock=time.time, lease_s=settings.job_lease_s)
         if store.dialect == "sqlite":
-            queue.requeue_all_running()  # one node per SQLite file: nothing else runs them
+            await asyncio.to_thread(
+                queue.requeue_all_running
+            )  # one node per SQLite file: nothing else runs them
         dispatcher = Dispatcher(
             queue,
             app_db,
@@ -256,7 +264,7 @@ class Services:
         supervisor = _start_scheduler(settings, store, queue, metrics, node, exits)
         alerts = _alert_evaluator(settings, store, metrics, node, exits)
         listener = _registry_listener(settings, registry, modules, exits)
-        nodes = _node_heartbeat(settings, store, node, pool, invoker, exits)
+        nodes = await _node_heartbeat(settings, store, node, pool, invoker, exits)
         return cls(
             settings, keys, store, registry, pool, invoker, metrics, alerts, gateway, outbound,
             queue, dispatcher, schedules, supervisor, pruner,
@@ -405,7 +413,7 @@ def _advertised(settings: Settings) -> str:
     return f"{host}:{settings.port}"
 
 
-def _node_heartbeat(
+async def _node_heartbeat(
     settings: Settings,
     store: Store,
     node: str,
@@ -421,7 +429,7 @@ def _node_heartbeat(
         heartbeat_s=settings.node_heartbeat_s,
         forget_s=settings.node_forget_s,
     )
-    heartbeat.start()
+    await heartbeat.start()
     exits.push_async_callback(heartbeat.aclose)
     return heartbeat
 

@@ -319,7 +319,9 @@ def open_history(settings: Settings, on_drop: Callable[[int], None]) -> HistoryW
     """A started writer on its own store connection, or None with WASMLET_HISTORY=false."""
     if not settings.history:
         return None
-    store = open_store(settings.database_url, settings.platform_db_path, schema=settings.pg_schema)
+    store = open_store(  # one writer thread: two connections are plenty
+        settings.database_url, settings.platform_db_path, schema=settings.pg_schema, pool_size=2
+    )
     retention = Retention(
         log_lines=settings.log_retention_lines,
         log_age_s=settings.log_retention_s,

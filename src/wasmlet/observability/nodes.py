@@ -72,8 +72,9 @@ class NodeHeartbeat:
             )  # fmt: skip
             self._store.execute("forget_nodes", cutoff=now - self.forget_s)
 
-    def start(self) -> None:
-        self.beat()
+    async def start(self) -> None:
+        """The first beat (in a thread, as every beat), then one every `heartbeat_s`."""
+        await asyncio.to_thread(self.beat)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="node-heartbeat")
 
     async def _run(self) -> None:

@@ -3,15 +3,23 @@
 Queries are named (see `queries.py`); a backend runs them with keyword parameters
 and returns rows as plain dicts. Each call is its own transaction unless it runs
 inside `transaction()`.
+
+Every call blocks its thread until the database answers, so none may run on the event
+loop: coroutines hop to a thread (`asyncio.to_thread`, `run_in_threadpool`). A call
+made on a thread that runs an event loop is logged once per query as
+`store query on the event loop`, so a regression shows in the log (and in a test).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from wasmlet.observability.logs import get_logger
 from wasmlet.store.queries import Migration, load_migrations, load_queries
 
 Row = dict[str, Any]
@@ -22,6 +30,22 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._queries = load_queries(self.dialect)
+        self._on_loop_seen: set[str] = set()
+        self._on_loop_lock = threading.Lock()
+
+    def _note_if_on_loop(self, query: str) -> None:
+        """Log (once per query) a call made on a thread that runs an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        with self._on_loop_lock:
+            if query in self._on_loop_seen:
+                return
+            self._on_loop_seen.add(query)
+        get_logger("store").warning(
+            "store query on the event loop", query=query, dialect=self.dialect
+        )
 
     def sql(self, name: str) -> str:
         return self._queries[name]

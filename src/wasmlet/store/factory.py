@@ -8,12 +8,18 @@ from wasmlet.store.base import Store
 
 
 def open_store(
-    database_url: str | None, default_sqlite_path: Path, *, schema: str = "wasmlet"
+    database_url: str | None,
+    default_sqlite_path: Path,
+    *,
+    schema: str = "wasmlet",
+    pool_size: int | None = None,
 ) -> Store:
+    """`pool_size`: PostgreSQL connections at most (default `POOL_SIZE`); SQLite keeps
+    one writer connection whatever it is (see `SqliteStore`)."""
     if database_url and database_url.startswith(("postgresql://", "postgres://")):
-        from wasmlet.store.postgres import PostgresStore
+        from wasmlet.store.postgres import POOL_SIZE, PostgresStore
 
-        return PostgresStore(database_url, schema=schema)
+        return PostgresStore(database_url, schema=schema, pool_size=pool_size or POOL_SIZE)
     if database_url and database_url.startswith("sqlite:///"):
         from wasmlet.store.sqlite import SqliteStore
 
