@@ -34,7 +34,10 @@ def _function(store: Store, name: str) -> None:
     """The schedules table references functions: a bare row is enough here."""
     store.execute("put_module", key="k", wasm=b"\0asm", now=0.0)
     store.execute("insert_function", name=name, enabled=True, config="{}", triggers="[]", now=0.0)
-    store.execute("insert_version", name=name, version=1, module_key="k", config="{}", now=0.0)
+    store.execute(
+        "insert_version", name=name, version=1, module_key="k", config="{}", now=0.0,
+        triggers="[]", runtime="wasm", size=0, rolled_back_from=None,
+    )  # fmt: skip
 
 
 def setup(store: Store, clock: Clock, trigger: dict[str, Any], name: str = "f") -> Scheduler:
