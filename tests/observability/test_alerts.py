@@ -17,8 +17,8 @@ import pytest
 import structlog
 
 from wasmlet.observability.alerts import AlertEvaluator, AlertState
-from wasmlet.observability.logs import configure_logging
-from wasmlet.observability.metrics import Metrics
+from wasmlet.telemetry.logs import configure_logging
+from wasmlet.telemetry.metrics import Metrics
 
 CRITICAL = "FunctionErrorRateHigh"
 WARNING = "FunctionTimeoutRateHigh"

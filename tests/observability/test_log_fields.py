@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from wasmlet.observability.logs import REDACTED, Redactor, configure_logging, get_logger
+from wasmlet.telemetry.logs import REDACTED, Redactor, configure_logging, get_logger
 
 SPEC_FIELDS = {
     "level", "service", "operation", "function", "error", "duration_ms", "user_id",

@@ -18,9 +18,9 @@ from wasmlet.observability.cluster_view import (
     SchedulerBeats,
     StoreClusterView,
 )
-from wasmlet.observability.logs import configure_logging
-from wasmlet.observability.metrics import Metrics
 from wasmlet.store.base import Store
+from wasmlet.telemetry.logs import configure_logging
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.queue import DeadReason, JobQueue, NewJob
 
 START = 1_780_000_000.0

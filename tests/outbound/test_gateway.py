@@ -13,11 +13,11 @@ import pytest
 
 from tests.support.server import free_port
 from tests.support.upstream import HELLO, Upstream, running_upstream
-from wasmlet.observability.metrics import Metrics
 from wasmlet.outbound.gateway import OutboundGateway, OutboundLimits
 from wasmlet.outbound.network import CheckedBackend, ForbiddenAddress
 from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.wire import unpack_http_reply
+from wasmlet.telemetry.metrics import Metrics
 
 LIMITS = OutboundLimits(
     max_in_flight=8, max_in_flight_per_function=2, max_request_bytes=1024,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import BreakerConfig
 from wasmlet.reliability.breaker import BreakerPolicy
 from wasmlet.reliability.shared_breakers import SharedBreakers
 from wasmlet.store.base import Store
+from wasmlet.telemetry.metrics import Metrics
 
 CONFIG = BreakerConfig(failure_rate=0.5, window_s=60, min_calls=4, cooldown_s=30)
 FUNCTION = "f"

@@ -17,10 +17,10 @@ import pytest
 from tests.support.postgres import ADMIN_URL
 from tests.triggers.test_dispatcher import FakeInvoker, Functions, Ready
 from wasmlet.appdb.sqlite import SqliteAppDatabase
-from wasmlet.observability.metrics import Metrics
 from wasmlet.store.base import Store
 from wasmlet.store.postgres import PostgresStore
 from wasmlet.store.sqlite import SqliteStore
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue, JobStatus, NewJob
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from tests.support.flaky_store import FlakyStore
 from wasmlet.appdb.sqlite import SqliteAppDatabase
 from wasmlet.errors import CircuitOpen, DbUnavailable
-from wasmlet.observability.metrics import Metrics
+from wasmlet.invocation.invoker import InvocationRequest, InvocationResult
 from wasmlet.registry.models import FunctionConfig, FunctionRecord
-from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
 from wasmlet.runtime.outcome import Outcome, OutcomeKind
 from wasmlet.store.sqlite import SqliteStore
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue, JobStatus, NewJob
 

@@ -21,12 +21,12 @@ from tests.triggers.test_dispatcher import Functions, Ready
 from wasmlet.appdb.base import AppDatabase, TableRef
 from wasmlet.appdb.postgres import PostgresAppDatabase
 from wasmlet.appdb.sqlite import SqliteAppDatabase
-from wasmlet.observability.metrics import Metrics
-from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
+from wasmlet.invocation.invoker import InvocationRequest, InvocationResult
 from wasmlet.runtime.outcome import Outcome, OutcomeKind
 from wasmlet.store.base import Store
 from wasmlet.store.postgres import PostgresStore
 from wasmlet.store.sqlite import SqliteStore
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue
 

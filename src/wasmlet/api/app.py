@@ -26,8 +26,8 @@ from wasmlet.api.routes import (
     versions,
 )
 from wasmlet.api.services import Services
-from wasmlet.observability.logs import configure_logging
 from wasmlet.settings import Settings
+from wasmlet.telemetry.logs import configure_logging
 
 FAULTS_ENV = "WASMLET_TEST_FAULTS"  # "1" mounts the test-only fault routes
 

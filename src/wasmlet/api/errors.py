@@ -27,7 +27,7 @@ from wasmlet.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 from wasmlet.validation import Loc, label_of, problems
 
 

@@ -24,7 +24,7 @@ import httpx
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 
 MAX_JWKS_BYTES = 256 * 1024
 MAX_KEYS = 64

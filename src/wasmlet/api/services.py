@@ -16,15 +16,14 @@ from wasmlet.api.jwt_verifier import JwtVerifier
 from wasmlet.api.keys import ApiKeys, load_or_create_keys
 from wasmlet.api.users import user_verifier
 from wasmlet.appdb.factory import open_app_database
-from wasmlet.appdb.gateway import DatabaseGateway
+from wasmlet.invocation.database_calls import DatabaseGateway
+from wasmlet.invocation.invoker import Invoker, RuntimeDefaults
 from wasmlet.js.package import JavaScriptPackager
 from wasmlet.observability.alert_rules import RULES, AlertThresholds, platform_rules
 from wasmlet.observability.alerts import WINDOW_S, AlertEvaluator
 from wasmlet.observability.cluster_view import SchedulerBeats, StoreClusterView
 from wasmlet.observability.history import HistoryWriter, open_history
 from wasmlet.observability.history_views import HistoryReader
-from wasmlet.observability.logs import Redactor, get_logger
-from wasmlet.observability.metrics import Metrics
 from wasmlet.observability.nodes import NodeHeartbeat, NodeIdentity, NodeLoad
 from wasmlet.observability.store_gauges import StoreGauges
 from wasmlet.outbound.gateway import OutboundGateway, OutboundLimits
@@ -34,7 +33,6 @@ from wasmlet.registry.registry import OperatorLimits, Registry
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from wasmlet.reliability.breakers import Breakers, FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
-from wasmlet.reliability.invoker import Invoker, RuntimeDefaults
 from wasmlet.reliability.shared_breakers import SharedBreakers
 from wasmlet.reliability.slots import FunctionSlots, LocalSlots
 from wasmlet.runtime.compiler import CompileLimits, ModuleCompiler
@@ -44,6 +42,8 @@ from wasmlet.secrets.box import SecretBox, load_key
 from wasmlet.secrets.service import Secrets
 from wasmlet.settings import Settings
 from wasmlet.store import Store, open_store
+from wasmlet.telemetry.logs import Redactor, get_logger
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.database import TriggerInstaller
 from wasmlet.triggers.dispatcher import Dispatcher
 from wasmlet.triggers.queue import JobQueue

@@ -1,1 +1,2 @@
-"""Structured logs and Prometheus metrics."""
+"""What happened and what is wrong now: invocation history, alerts, the cluster view,
+node heartbeats and store gauges (logs and metrics themselves: `wasmlet.telemetry`)."""

@@ -40,8 +40,8 @@ from wasmlet.observability.alert_rules import (
     Subject,
 )
 from wasmlet.observability.cluster_view import ClusterState, ClusterView
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 
 __all__ = ["ALL_RULES", "RULES", "WINDOW_S", "AlertEvaluator", "AlertState", "read_counts"]
 

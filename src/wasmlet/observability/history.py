@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from wasmlet.errors import DbUnavailable, FunctionError
-from wasmlet.observability.logs import get_logger
 from wasmlet.runtime.outcome import Outcome
 from wasmlet.settings import Settings
 from wasmlet.store.base import Store
 from wasmlet.store.factory import open_store
+from wasmlet.telemetry.logs import get_logger
 
 Clock = Callable[[], float]
 SEVERITY = {"debug": 10, "info": 20, "warn": 30, "error": 40}

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wasmlet.errors import DbUnavailable
-from wasmlet.observability.logs import get_logger
 from wasmlet.store.base import Store
+from wasmlet.telemetry.logs import get_logger
 
 STALE_AFTER_BEATS = 3
 

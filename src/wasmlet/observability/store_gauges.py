@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from wasmlet.observability.logs import get_logger
 from wasmlet.store.base import Store
+from wasmlet.telemetry.logs import get_logger
 
 Clock = Callable[[], float]
 ALWAYS_SHOWN = ("queued", "running", "dead")

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
 from wasmlet.outbound.allowlist import HostRule, allow_list
 from wasmlet.outbound.network import CheckedBackend, ForbiddenAddress
 from wasmlet.outbound.request import (
@@ -33,6 +31,8 @@ from wasmlet.outbound.request import (
 from wasmlet.outbound.slots import Slots
 from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.wire import pack_http_reply
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 
 NO_ENTRY = "-"
 KEEPALIVE_EXPIRY_S = 30.0

@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 
 from wasmlet.errors import FunctionError
-from wasmlet.observability.logs import get_logger
 from wasmlet.registry.modules import LocalModules
 from wasmlet.registry.names import NAME_PATTERN
 from wasmlet.registry.registry import Registry
 from wasmlet.store.listen import listen_forever
+from wasmlet.telemetry.logs import get_logger
 
 MAX_PENDING = 1024
 

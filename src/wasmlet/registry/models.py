@@ -19,8 +19,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from wasmlet.errors import InvalidConfig, Problem, quoted
-from wasmlet.observability.logs import get_logger
 from wasmlet.outbound.allowlist import MAX_ENTRIES, parse_entry
+from wasmlet.telemetry.logs import get_logger
 from wasmlet.validation import field_path, problems
 
 ContentType = Literal["application/json", "text/plain", "application/octet-stream"]

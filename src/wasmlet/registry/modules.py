@@ -23,9 +23,9 @@ from wasmlet.errors import (
     ModuleUnavailable,
     TooManyRequests,
 )
-from wasmlet.observability.logs import get_logger
 from wasmlet.runtime.compiler import ModuleCompiler, content_key
 from wasmlet.store.base import Store
+from wasmlet.telemetry.logs import get_logger
 
 Clock = Callable[[], float]
 REFUSAL_TTL_S = 30.0

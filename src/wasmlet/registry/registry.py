@@ -25,13 +25,13 @@ from wasmlet.errors import (
     InvalidConfig,
     NotFound,
 )
-from wasmlet.observability.logs import get_logger
 from wasmlet.registry.models import FunctionConfig, FunctionRecord, VersionRecord
 from wasmlet.registry.names import validate_name
 from wasmlet.registry.runtimes import runtime_of
+from wasmlet.registry.trigger_setup import TriggerSetup
 from wasmlet.runtime.compiler import CompiledModule, ModuleCompiler
 from wasmlet.store.base import Store
-from wasmlet.triggers.database import TriggerInstaller
+from wasmlet.telemetry.logs import get_logger
 from wasmlet.validation import field_path
 
 Clock = Callable[[], float]
@@ -65,7 +65,7 @@ class Registry:
         self,
         store: Store,
         compiler: ModuleCompiler,
-        triggers: TriggerInstaller,
+        triggers: TriggerSetup,
         limits: OperatorLimits,
         clock: Clock,
         cache_ttl_s: float = 1.0,

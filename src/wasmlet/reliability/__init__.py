@@ -1,1 +1,2 @@
-"""Concurrency limits and the invoker (later: retries, dead letters, breakers)."""
+"""Keeping failures contained: circuit breakers (local and shared), concurrency limits
+and cluster-wide slots."""

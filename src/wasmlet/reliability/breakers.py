@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import BreakerConfig
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 
 STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 

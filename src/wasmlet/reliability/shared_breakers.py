@@ -28,12 +28,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from wasmlet.errors import DbUnavailable
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
 from wasmlet.registry.models import BreakerConfig
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState
 from wasmlet.reliability.breakers import STATE_VALUE, log_transition, policy_for
 from wasmlet.store.base import Row, Store
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 
 PRUNE_EVERY = 60  # syncs between prunes of old counts and deleted functions
 

@@ -38,13 +38,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from wasmlet.backoff import Backoff
-from wasmlet.observability.logs import get_logger
 from wasmlet.runtime import wire
 from wasmlet.runtime.channel import FrameChannel
 from wasmlet.runtime.child_env import child_environment
 from wasmlet.runtime.host import host_call_failed, no_database
 from wasmlet.runtime.outcome import HostCall, Job, Outcome, OutcomeKind
 from wasmlet.runtime.wire import Kind, ProtocolError
+from wasmlet.telemetry.logs import get_logger
 
 WorkerEvent = Callable[[str, int, str], None]
 """Called with (event, pid, reason): event is "started", "crashed" or "killed"."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import psycopg
 
 from wasmlet.errors import DbUnavailable
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 
 CONNECT_TIMEOUT_S = 2
 RECONNECT_PAUSE_S = 1.0

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from wasmlet.observability.logs import get_logger
 from wasmlet.store.queries import Migration, load_migrations, load_queries
+from wasmlet.telemetry.logs import get_logger
 
 Row = dict[str, Any]
 

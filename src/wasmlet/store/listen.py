@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 
 from wasmlet.backoff import Backoff, Streak
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 
 CONNECT_TIMEOUT_S = 2
 RECONNECT_BACKOFF = Backoff(base_s=1.0, cap_s=5.0, jitter=0.1)

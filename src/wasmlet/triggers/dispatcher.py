@@ -34,16 +34,16 @@ from wasmlet.errors import (
     ModuleUnavailable,
     TooManyRequests,
 )
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
+from wasmlet.invocation.invoker import InvocationRequest, InvocationResult
 from wasmlet.registry.models import FunctionRecord
-from wasmlet.reliability.invoker import InvocationRequest, InvocationResult
-from wasmlet.reliability.retry import decide
 from wasmlet.store.listen import listen_forever
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.database import relay_outbox
 from wasmlet.triggers.endings import Buried, Completed, Ending, EndWriter, Released, Retried
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
 from wasmlet.triggers.readiness import Readiness
+from wasmlet.triggers.retry import decide
 from wasmlet.triggers.schedules import SCHEDULE
 
 Clock = Callable[[], float]

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 from wasmlet.triggers.queue import JobQueue
 
 Clock = Callable[[], float]

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wasmlet.backoff import Backoff, Streak
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
 from wasmlet.store.base import Store
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.queue import JobQueue, NewJob
 from wasmlet.triggers.schedules import SCHEDULE, fire_times, next_fire
 

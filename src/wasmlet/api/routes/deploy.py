@@ -27,7 +27,7 @@ from wasmlet.errors import (
     InvalidWasm,
     quoted,
 )
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 from wasmlet.validation import json_problem
 
 router = APIRouter()

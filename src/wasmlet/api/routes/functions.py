@@ -11,7 +11,7 @@ from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import CONFIG_CHANGES_REF, errors
 from wasmlet.api.routes.deps import parse_json, read_body, services_of
 from wasmlet.errors import InvalidConfig
-from wasmlet.observability.logs import get_logger
+from wasmlet.telemetry.logs import get_logger
 
 router = APIRouter(tags=["functions"])
 

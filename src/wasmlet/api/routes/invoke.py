@@ -31,9 +31,9 @@ from wasmlet.errors import (
     Problem,
     Unauthorized,
 )
+from wasmlet.invocation.invoker import InvocationRequest
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.registry.names import RESERVED_NAMES
-from wasmlet.reliability.invoker import InvocationRequest
 from wasmlet.triggers.queue import HTTP_ASYNC, NewJob
 from wasmlet.validation import json_problem
 

@@ -11,9 +11,9 @@ from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import parse_json, read_body, services_of
 from wasmlet.errors import InvalidConfig
-from wasmlet.observability.logs import get_logger
 from wasmlet.registry.models import ENV_NAME
 from wasmlet.secrets.service import MAX_PUT, MAX_SECRETS, MAX_SECRETS_BYTES
+from wasmlet.telemetry.logs import get_logger
 
 router = APIRouter(tags=["secrets"])
 MAX_BODY = 256 * 1024

@@ -11,8 +11,8 @@ from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import parse_json, read_body, services_of
 from wasmlet.errors import FunctionError, InvalidPayload, quoted
-from wasmlet.observability.logs import get_logger
 from wasmlet.registry.registry import MAX_VERSION
+from wasmlet.telemetry.logs import get_logger
 
 router = APIRouter(tags=["functions"])
 MAX_BODY = 4096

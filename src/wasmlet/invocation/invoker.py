@@ -34,8 +34,6 @@ from wasmlet.errors import (
     UserCodeError,
 )
 from wasmlet.observability.history import HistoryWriter, InvocationEntry
-from wasmlet.observability.logs import get_logger
-from wasmlet.observability.metrics import Metrics
 from wasmlet.outbound.request import TRANSIENT
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.reliability.breakers import Breakers
@@ -43,6 +41,8 @@ from wasmlet.reliability.concurrency import ConcurrencyLimiter, Permit
 from wasmlet.reliability.slots import FunctionSlots, LocalSlots, Slot
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
 from wasmlet.runtime.pool import WorkerPool
+from wasmlet.telemetry.logs import get_logger
+from wasmlet.telemetry.metrics import Metrics
 
 MB = 1024 * 1024
 STDERR_IN_LOG = 2048

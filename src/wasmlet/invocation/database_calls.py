@@ -15,9 +15,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from wasmlet.appdb.base import AppDatabase, QueryError, QueryErrorType
-from wasmlet.observability.logs import get_logger
 from wasmlet.reliability.breaker import BreakerState, CircuitBreaker
 from wasmlet.runtime.outcome import HostCall
+from wasmlet.telemetry.logs import get_logger
 
 
 class DatabaseGateway:

@@ -8,8 +8,8 @@ import pytest
 
 from wasmlet import errors
 from wasmlet.registry.models import RetryConfig
-from wasmlet.reliability.retry import backoff_s, decide
 from wasmlet.triggers.queue import DeadReason
+from wasmlet.triggers.retry import backoff_s, decide
 
 
 @pytest.mark.parametrize(

@@ -18,15 +18,15 @@ import pytest
 
 from tests.support.build import build_c
 from wasmlet.errors import DbUnavailable, RuntimeCrash
-from wasmlet.observability.metrics import Metrics
+from wasmlet.invocation.invoker import InvocationRequest, Invoker, RuntimeDefaults
 from wasmlet.registry.models import FunctionConfig, FunctionRecord
 from wasmlet.reliability.breaker import BreakerPolicy
 from wasmlet.reliability.breakers import FunctionBreakers
 from wasmlet.reliability.concurrency import ConcurrencyLimiter
-from wasmlet.reliability.invoker import InvocationRequest, Invoker, RuntimeDefaults
 from wasmlet.runtime.compiler import ModuleCompiler
 from wasmlet.runtime.outcome import HostCall
 from wasmlet.runtime.pool import WorkerPool
+from wasmlet.telemetry.metrics import Metrics
 
 DEFAULTS = RuntimeDefaults(
     timeout_ms=5_000, memory_mb=64, max_response_bytes=1 << 20, max_log_bytes=1 << 16,

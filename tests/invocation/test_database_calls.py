@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from wasmlet.appdb.base import AppDatabase, QueryError, QueryErrorType
-from wasmlet.appdb.gateway import DatabaseGateway
 from wasmlet.appdb.sqlite import SqliteAppDatabase
+from wasmlet.invocation.database_calls import DatabaseGateway
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from wasmlet.runtime.outcome import HostCall
 

@@ -1,0 +1,1 @@
+"""Logs and metrics: the bottom layer every part may use."""
