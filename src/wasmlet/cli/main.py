@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from wasmlet.cli.deploy_flags import merge_config, merge_triggers, parse_deploy_flags
 from wasmlet.cli.env_file import read_env_file
 from wasmlet.cli.exit_codes import ExitCode, exit_code_for
 from wasmlet.cli.times import local_iso
@@ -120,6 +121,15 @@ def _print_json(data: Any) -> None:
     help="Send --config and the flags as the whole config instead of merging them into "
     "the deployed one.",
 )  # fmt: skip
+@click.option("--cron", default=None, help='Run on a schedule: "*/5 * * * *" (added trigger).')
+@click.option("--timezone", default=None, help="IANA time zone of --cron [UTC].")
+@click.option("--on-table", default=None, help="Run on changes to [schema.]TABLE.")
+@click.option("--events", default=None, help="With --on-table: INSERT,UPDATE,DELETE [all].")
+@click.option("--env", "env_pairs", multiple=True, help="K=V environment variable (repeatable).")
+@click.option(
+    "--allow-host", "allow_hosts", multiple=True,
+    help="Outbound HTTP allowed to this URL/host (repeatable).",
+)  # fmt: skip
 @_client_options
 def deploy(
     name: str,
@@ -130,6 +140,12 @@ def deploy(
     public: bool | None,
     verify_jwt: bool | None,
     replace_config: bool,
+    cron: str | None,
+    timezone: str | None,
+    on_table: str | None,
+    events: str | None,
+    env_pairs: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
     url: str,
     key: str | None,
     data_dir: str,
@@ -139,9 +155,21 @@ def deploy(
     A .js or .mjs file is deployed as a JavaScript function, a .ts or .mts file as a
     TypeScript one (types are stripped at deploy). On a redeploy, the fields
     given with --config and the flags replace those fields of the deployed config and
-    every other field (env, retry, ...) is kept, unless --replace-config.
+    every other field (env, retry, ...) is kept, unless --replace-config. --env names are
+    set over the deployed env and --allow-host entries added to the deployed list;
+    --cron and --on-table add a trigger to the live ones (replacing one on the same
+    table, or with the same cron and zone).
     """
-    config: dict[str, Any] | None = json.loads(config_json) if config_json else None
+    added = parse_deploy_flags(
+        cron=cron, timezone=timezone, on_table=on_table, events=events, env=env_pairs,
+        allow_host=allow_hosts,
+    )  # fmt: skip
+    try:
+        config: dict[str, Any] | None = json.loads(config_json) if config_json else None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="'--config'") from exc
+    if config is not None and not isinstance(config, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="'--config'")
     flags = {
         "timeout_ms": timeout_ms, "memory_mb": memory_mb, "public": public,
         "verify_jwt": verify_jwt,
@@ -151,24 +179,43 @@ def deploy(
             config = {**(config or {}), field: value}
     path = Path(wasm_file)
     with _client(url, key, data_dir) as client:
+        live = (
+            _live(client, name)
+            if config is not None or added.changes_config or added.triggers
+            else None
+        )
+        deployed = _set_fields(live["config"]) if live else {}
+        if added.changes_config:
+            base = (config or {}) if replace_config else {**deployed, **(config or {})}
+            config = {**(config or {}), **merge_config(base, added)}
         if config is not None and not replace_config:
-            config = {**_deployed_config(client, name), **config}
+            config = {**deployed, **config}
+        triggers = None
+        if added.triggers:
+            triggers = merge_triggers(live["triggers"] if live else None, added.triggers)
         if path.suffix in (".js", ".mjs", ".ts", ".mts"):
             source = path.read_text("utf-8")
-            record = client.deploy_javascript(name, source, config, filename=path.name)
+            record = client.deploy_javascript(
+                name, source, config, triggers=triggers, filename=path.name
+            )
         else:
-            record = client.deploy(name, path.read_bytes(), config)
+            record = client.deploy(name, path.read_bytes(), config, triggers=triggers)
     click.echo(f"deployed {record['name']} version {record['version']}")
 
 
-def _deployed_config(client: WasmletClient, name: str) -> dict[str, Any]:
-    """The config `name` runs with now, without the fields left at their default."""
+def _live(client: WasmletClient, name: str) -> dict[str, Any] | None:
+    """The live record of `name` (config and triggers), None before its first deploy."""
     try:
-        deployed: dict[str, Any] = client.get(name)["config"]
+        record: dict[str, Any] = client.get(name)
     except FunctionError as exc:
         if exc.status == 404:
-            return {}
+            return None
         raise
+    return record
+
+
+def _set_fields(deployed: dict[str, Any]) -> dict[str, Any]:
+    """The config without the fields left at their default."""
     return {field: value for field, value in deployed.items() if value is not None}
 
 
