@@ -1,4 +1,4 @@
-"""`wasmlet serve | deploy | invoke | list | get | enable | disable | delete | versions |
+"""`wasmlet serve | deploy | invoke | list | get | config | enable | disable | delete | versions |
 rollback | secrets | keys`."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from wasmlet.cli.config_set import changes_for, parse_key, parse_set
 from wasmlet.cli.deploy_flags import merge_config, merge_triggers, parse_deploy_flags
 from wasmlet.cli.env_file import read_env_file
 from wasmlet.cli.exit_codes import ExitCode, exit_code_for
@@ -280,6 +281,38 @@ def get(name: str, url: str, key: str | None, data_dir: str) -> None:
     """Show one function."""
     with _client(url, key, data_dir) as client:
         _print_json(client.get(name))
+
+
+@main.command(name="config")
+@click.argument("name")
+@click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE",
+    help="Set a config field or dotted key (env.LEVEL=debug); VALUE is JSON when it parses, "
+    "else a string (always a string under env). Repeatable.",
+)  # fmt: skip
+@click.option(
+    "--unset", "unsets", multiple=True, metavar="KEY",
+    help="Reset a field to its default, or remove a dotted key (env.LEVEL). Repeatable.",
+)  # fmt: skip
+@_client_options
+def config_command(
+    name: str, sets: tuple[str, ...], unsets: tuple[str, ...], url: str, key: str | None,
+    data_dir: str,
+) -> None:  # fmt: skip
+    """Change NAME's config in place (no new version): the keys given change, the rest stay.
+    With neither --set nor --unset, print the config."""
+    if not sets and not unsets:
+        with _client(url, key, data_dir) as client:
+            _print_json(client.get(name)["config"])
+        return
+    for item in sets:
+        parse_set(item)  # a bad key or assignment is a usage error before any request
+    for item in unsets:
+        parse_key(item, "--unset")
+    with _client(url, key, data_dir) as client:
+        changes = changes_for(client.get(name)["config"], sets, unsets)
+        record = client.update(name, **changes)
+    _print_json(record["config"])
 
 
 @main.command()
