@@ -16,7 +16,8 @@ import click
 from wasmlet.cli.config_set import changes_for, parse_key, parse_set
 from wasmlet.cli.deploy_flags import merge_config, merge_triggers, parse_deploy_flags
 from wasmlet.cli.env_file import read_env_file
-from wasmlet.cli.exit_codes import ExitCode, exit_code_for
+from wasmlet.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_status
+from wasmlet.cli.invoke_flags import head, parse_headers, parse_method, parse_path, read_payload
 from wasmlet.cli.times import local_iso
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
@@ -222,8 +223,21 @@ def _set_fields(deployed: dict[str, Any]) -> dict[str, Any]:
 
 @main.command()
 @click.argument("name")
-@click.option("--data", "data", default=None, help="Payload text ('-' reads stdin).")
+@click.option(
+    "-d", "--data", "data", default=None,
+    help="Payload text; '@FILE' reads a file, '-' reads stdin.",
+)  # fmt: skip
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("-X", "--method", default="POST", show_default=True, help="HTTP method.")
+@click.option(
+    "-H", "--header", "header_lines", multiple=True, metavar="'NAME: VALUE'",
+    help="Request header (repeatable).",
+)  # fmt: skip
+@click.option("--path", default=None, help="Path after the function's name (/sub?x=1).")
+@click.option(
+    "-i", "--include", is_flag=True,
+    help="Print the status line and headers before the body (error answers too).",
+)  # fmt: skip
 @click.option("--retries", type=int, default=0, show_default=True, help="Extra attempts on 5xx.")
 @click.option("--async", "run_async", is_flag=True, help="Queue it; print the invocation id.")
 @_client_options
@@ -231,6 +245,10 @@ def invoke(
     name: str,
     data: str | None,
     file: str | None,
+    method: str,
+    header_lines: tuple[str, ...],
+    path: str | None,
+    include: bool,
     retries: int,
     run_async: bool,
     url: str,
@@ -238,22 +256,27 @@ def invoke(
     data_dir: str,
 ) -> None:
     """Invoke NAME and print its response body."""
-    payload = b""
-    if file:
-        payload = Path(file).read_bytes()
-    elif data == "-":
-        payload = sys.stdin.buffer.read()
-    elif data is not None:
-        payload = data.encode()
+    verb, headers, sub = parse_method(method), parse_headers(header_lines), parse_path(path)
+    payload = read_payload(data, file)
     if run_async:
+        if verb != "POST" or sub or headers or include:
+            raise click.UsageError("--async takes neither -X, -H, --path nor -i")
         with _client(url, key, data_dir) as client:
             click.echo(client.invoke_async(name, payload))
         return
     with _client(url, key, data_dir, retries=retries + 1) as client:
-        response = client.invoke(name, payload)
+        response = client.invoke(
+            name, payload, headers=headers, method=verb, path=sub, return_errors=include
+        )
+    if include:
+        sys.stdout.write(head(response.status, response.headers))
+        sys.stdout.flush()
     sys.stdout.buffer.write(response.body)
     if response.body and not response.body.endswith(b"\n") and sys.stdout.isatty():
         sys.stdout.write("\n")
+    if response.status >= 400:
+        sys.stdout.flush()
+        sys.exit(exit_code_for_status(response.status))
 
 
 @main.command(name="list")
