@@ -556,12 +556,15 @@ def keys(data_dir: str) -> None:
 def _add_observability_commands() -> None:
     """`logs` and `top` live in cli/observe.py, `versions` and `rollback` in
     cli/versions.py, built with the helpers above."""
+    from wasmlet.cli.alerts import alert_commands
     from wasmlet.cli.observe import observability_commands
     from wasmlet.cli.versions import version_commands
 
     for command in observability_commands(_client_options, _client):
         main.add_command(command)
     for command in version_commands(_client_options, _client):
+        main.add_command(command)
+    for command in alert_commands(_client_options, _client):
         main.add_command(command)
 
 

@@ -283,6 +283,11 @@ class WasmletClient:
         )
         return result
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts firing now, most severe first."""
+        firing: list[dict[str, Any]] = self._json(_Call("GET", "/functions/v1/alerts"))["alerts"]
+        return firing
+
     def schedules(self) -> dict[str, Any]:
         result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/schedules"))
         return result
