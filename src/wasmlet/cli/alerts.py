@@ -60,7 +60,7 @@ def alert_commands(
     def alerts(as_json: bool, url: str, key: str | None, data_dir: str) -> None:
         """The alerts firing now, most severe first (evaluated inside the server)."""
         with _client(url, key, data_dir) as client:
-            firing = client.alerts()
+            firing: list[dict[str, Any]] = client.alerts()["alerts"]
         if as_json:
             click.echo(json.dumps({"alerts": firing}, indent=2, sort_keys=True))
             return

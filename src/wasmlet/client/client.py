@@ -283,10 +283,10 @@ class WasmletClient:
         )
         return result
 
-    def alerts(self) -> list[dict[str, Any]]:
-        """The alerts firing now, most severe first."""
-        firing: list[dict[str, Any]] = self._json(_Call("GET", "/functions/v1/alerts"))["alerts"]
-        return firing
+    def alerts(self) -> dict[str, Any]:
+        """`{"alerts": [...]}`: the alerts firing now, most severe first."""
+        result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/alerts"))
+        return result
 
     def schedules(self) -> dict[str, Any]:
         result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/schedules"))
