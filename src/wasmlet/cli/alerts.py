@@ -57,7 +57,7 @@ def alert_commands(
     @click.command()
     @click.option("--json", "as_json", is_flag=True, help="Print the route's JSON instead.")
     @_client_options
-    def alerts(as_json: bool, url: str, key: str | None, data_dir: str) -> None:
+    def alerts(as_json: bool, url: str | None, key: str | None, data_dir: str) -> None:
         """The alerts firing now, most severe first (evaluated inside the server)."""
         with _client(url, key, data_dir) as client:
             firing: list[dict[str, Any]] = client.alerts()["alerts"]

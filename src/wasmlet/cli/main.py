@@ -1,5 +1,5 @@
-"""`wasmlet serve | deploy | invoke | list | get | config | enable | disable | delete | versions |
-rollback | secrets | keys`."""
+"""`wasmlet serve | login | deploy | invoke | list | get | config | enable | disable |
+delete | versions | rollback | secrets | keys | alerts`."""
 
 from __future__ import annotations
 
@@ -18,19 +18,16 @@ from wasmlet.cli.deploy_flags import merge_config, merge_triggers, parse_deploy_
 from wasmlet.cli.env_file import read_env_file
 from wasmlet.cli.exit_codes import ExitCode, exit_code_for, exit_code_for_status
 from wasmlet.cli.invoke_flags import head, parse_headers, parse_method, parse_path, read_payload
+from wasmlet.cli.profile import (
+    DEFAULT_URL,
+    ProfileError,
+    profile_path,
+    resolve,
+    write_profile,
+)
 from wasmlet.cli.times import local_iso
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
-
-DEFAULT_URL = "http://127.0.0.1:8787"
-
-
-def _default_key(data_dir: str) -> str | None:
-    path = Path(data_dir) / "keys.json"
-    if path.is_file():
-        service_key: str | None = json.loads(path.read_text("utf-8")).get("service_key")
-        return service_key
-    return None
 
 
 @click.group()
@@ -77,20 +74,33 @@ def serve(**flags: Any) -> None:
 
 def _client_options(func: Any) -> Any:
     func = click.option(
-        "--key", envvar="WASMLET_KEY", default=None,
-        help="API key [$WASMLET_KEY, else the service key in the data dir].",
+        "--key", default=None,
+        help="Service key [$WASMLET_SERVICE_KEY or $WASMLET_KEY, else the `wasmlet login` "
+        "profile, else the data dir's].",
     )(func)  # fmt: skip
     func = click.option(
-        "--data-dir", envvar="WASMLET_DATA_DIR", default=".wasmlet", show_default=True
+        "--data-dir", envvar="WASMLET_DATA_DIR", default=".wasmlet", show_default=True,
+        help="A server's data dir, read (never created) for its service key, last.",
+    )(func)  # fmt: skip
+    return click.option(
+        "--url",
+        default=None,
+        help=f"Server [$WASMLET_URL, else the profile's, else {DEFAULT_URL}].",
     )(func)
-    return click.option("--url", envvar="WASMLET_URL", default=DEFAULT_URL, show_default=True)(func)
 
 
 @contextmanager
-def _client(url: str, key: str | None, data_dir: str, retries: int = 1) -> Iterator[WasmletClient]:
+def _client(
+    url: str | None, key: str | None, data_dir: str, retries: int = 1
+) -> Iterator[WasmletClient]:
+    try:
+        target = resolve(url, key, data_dir)
+    except ProfileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.USAGE)
     try:
         with WasmletClient(
-            url, key or _default_key(data_dir), retry=RetryPolicy(max_attempts=retries)
+            target.url, target.key, retry=RetryPolicy(max_attempts=retries)
         ) as client:
             yield client
     except ConnectionFailed as exc:  # before FunctionError: it is one, without a status
@@ -98,6 +108,8 @@ def _client(url: str, key: str | None, data_dir: str, retries: int = 1) -> Itera
         sys.exit(ExitCode.CONNECTION_FAILED)
     except FunctionError as exc:
         click.echo(f"error: {exc.status} {exc.type}: {exc.message}", err=True)
+        if exc.status == 401:
+            click.echo(f"the key sent to {target.url} came from {target.key_source}", err=True)
         if exc.request_id:
             click.echo(f"request id: {exc.request_id}", err=True)
         sys.exit(exit_code_for(exc))
@@ -148,7 +160,7 @@ def deploy(
     events: str | None,
     env_pairs: tuple[str, ...],
     allow_hosts: tuple[str, ...],
-    url: str,
+    url: str | None,
     key: str | None,
     data_dir: str,
 ) -> None:
@@ -251,7 +263,7 @@ def invoke(
     include: bool,
     retries: int,
     run_async: bool,
-    url: str,
+    url: str | None,
     key: str | None,
     data_dir: str,
 ) -> None:
@@ -281,7 +293,7 @@ def invoke(
 
 @main.command(name="list")
 @_client_options
-def list_functions(url: str, key: str | None, data_dir: str) -> None:
+def list_functions(url: str | None, key: str | None, data_dir: str) -> None:
     """List functions."""
     with _client(url, key, data_dir) as client:
         records = client.list()
@@ -300,7 +312,7 @@ def list_functions(url: str, key: str | None, data_dir: str) -> None:
 @main.command()
 @click.argument("name")
 @_client_options
-def get(name: str, url: str, key: str | None, data_dir: str) -> None:
+def get(name: str, url: str | None, key: str | None, data_dir: str) -> None:
     """Show one function."""
     with _client(url, key, data_dir) as client:
         _print_json(client.get(name))
@@ -319,7 +331,7 @@ def get(name: str, url: str, key: str | None, data_dir: str) -> None:
 )  # fmt: skip
 @_client_options
 def config_command(
-    name: str, sets: tuple[str, ...], unsets: tuple[str, ...], url: str, key: str | None,
+    name: str, sets: tuple[str, ...], unsets: tuple[str, ...], url: str | None, key: str | None,
     data_dir: str,
 ) -> None:  # fmt: skip
     """Change NAME's config in place (no new version): the keys given change, the rest stay.
@@ -341,7 +353,7 @@ def config_command(
 @main.command()
 @click.argument("name")
 @_client_options
-def enable(name: str, url: str, key: str | None, data_dir: str) -> None:
+def enable(name: str, url: str | None, key: str | None, data_dir: str) -> None:
     """Enable NAME."""
     with _client(url, key, data_dir) as client:
         client.update(name, enabled=True)
@@ -351,7 +363,7 @@ def enable(name: str, url: str, key: str | None, data_dir: str) -> None:
 @main.command()
 @click.argument("name")
 @_client_options
-def disable(name: str, url: str, key: str | None, data_dir: str) -> None:
+def disable(name: str, url: str | None, key: str | None, data_dir: str) -> None:
     """Disable NAME: invocations get 404 until it is enabled again."""
     with _client(url, key, data_dir) as client:
         client.update(name, enabled=False)
@@ -361,7 +373,7 @@ def disable(name: str, url: str, key: str | None, data_dir: str) -> None:
 @main.command()
 @click.argument("name")
 @_client_options
-def delete(name: str, url: str, key: str | None, data_dir: str) -> None:
+def delete(name: str, url: str | None, key: str | None, data_dir: str) -> None:
     """Delete NAME and all its versions."""
     with _client(url, key, data_dir) as client:
         client.delete(name)
@@ -370,7 +382,7 @@ def delete(name: str, url: str, key: str | None, data_dir: str) -> None:
 
 @main.command()
 @_client_options
-def nodes(url: str, key: str | None, data_dir: str) -> None:
+def nodes(url: str | None, key: str | None, data_dir: str) -> None:
     """Nodes serving from the same database, with their last heartbeat."""
     with _client(url, key, data_dir) as client:
         listing = client.nodes()
@@ -399,7 +411,7 @@ def secrets() -> None:
 )  # fmt: skip
 @_client_options
 def secrets_set(
-    pairs: tuple[str, ...], env_file: str | None, url: str, key: str | None, data_dir: str
+    pairs: tuple[str, ...], env_file: str | None, url: str | None, key: str | None, data_dir: str
 ) -> None:
     """Set NAME=VALUE... (or those of --env-file); existing names are replaced."""
     values = read_env_file(Path(env_file)) if env_file else {}
@@ -417,7 +429,7 @@ def secrets_set(
 
 @secrets.command(name="list")
 @_client_options
-def secrets_list(url: str, key: str | None, data_dir: str) -> None:
+def secrets_list(url: str | None, key: str | None, data_dir: str) -> None:
     """Names, digests and when each was set; never the values."""
     with _client(url, key, data_dir) as client:
         listing = client.secrets()
@@ -429,7 +441,7 @@ def secrets_list(url: str, key: str | None, data_dir: str) -> None:
 @secrets.command(name="unset")
 @click.argument("names", nargs=-1, required=True)
 @_client_options
-def secrets_unset(names: tuple[str, ...], url: str, key: str | None, data_dir: str) -> None:
+def secrets_unset(names: tuple[str, ...], url: str | None, key: str | None, data_dir: str) -> None:
     """Remove NAMES."""
     with _client(url, key, data_dir) as client:
         for name in names:
@@ -444,7 +456,7 @@ def schedules() -> None:
 
 @schedules.command(name="list")
 @_client_options
-def schedules_list(url: str, key: str | None, data_dir: str) -> None:
+def schedules_list(url: str | None, key: str | None, data_dir: str) -> None:
     """Schedules with their last run, next run and last outcome."""
     with _client(url, key, data_dir) as client:
         listing = client.schedules()
@@ -465,7 +477,9 @@ def _schedule_command(action: str, help_text: str) -> None:
     @click.argument("function")
     @click.argument("schedule_id")
     @_client_options
-    def command(function: str, schedule_id: str, url: str, key: str | None, data_dir: str) -> None:
+    def command(
+        function: str, schedule_id: str, url: str | None, key: str | None, data_dir: str
+    ) -> None:
         with _client(url, key, data_dir) as client:
             result = client.schedule_action(function, schedule_id, action)
         click.echo(json.dumps(result, sort_keys=True))
@@ -487,7 +501,7 @@ def dlq() -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 @_client_options
 def dlq_list(
-    function: str | None, error_type: str | None, limit: int, url: str, key: str | None,
+    function: str | None, error_type: str | None, limit: int, url: str | None, key: str | None,
     data_dir: str,
 ) -> None:  # fmt: skip
     """List dead letters, oldest failure first."""
@@ -505,7 +519,7 @@ def dlq_list(
 @dlq.command(name="show")
 @click.argument("entry_id")
 @_client_options
-def dlq_show(entry_id: str, url: str, key: str | None, data_dir: str) -> None:
+def dlq_show(entry_id: str, url: str | None, key: str | None, data_dir: str) -> None:
     """Show one dead letter with its payload."""
     with _client(url, key, data_dir) as client:
         _print_json(client.dead_letter(entry_id))
@@ -522,7 +536,7 @@ def _dlq_bulk_command(action: str, help_text: str, done: str) -> None:
     @_client_options
     def command(
         entry_id: str | None, function: str | None, error_type: str | None, everything: bool,
-        url: str, key: str | None, data_dir: str,
+        url: str | None, key: str | None, data_dir: str,
     ) -> None:  # fmt: skip
         if not (entry_id or function or error_type or everything):
             raise click.UsageError("name an entry, a filter, or --all")
@@ -540,17 +554,46 @@ _dlq_bulk_command("purge", "Delete dead letters for good.", "purged")
 
 @main.command()
 @click.option("--data-dir", envvar="WASMLET_DATA_DIR", default=".wasmlet", show_default=True)
-def keys(data_dir: str) -> None:
-    """Show the API keys (creating them if this data dir has none yet)."""
+@click.option(
+    "--create", is_flag=True,
+    help="Create the keys if this data dir has none (what `wasmlet serve` does).",
+)  # fmt: skip
+def keys(data_dir: str, create: bool) -> None:
+    """Show the API keys of a server's data dir (never created without --create)."""
     from wasmlet.api.keys import load_or_create_keys
 
+    path = Path(data_dir) / "keys.json"
+    if not create and not path.is_file():
+        click.echo(
+            f"error: no keys in {path.resolve()}: run this where `wasmlet serve` keeps its "
+            "data, pass --data-dir, or --create",
+            err=True,
+        )
+        sys.exit(ExitCode.USAGE)
     loaded = load_or_create_keys(
-        Path(data_dir) / "keys.json",
-        os.environ.get("WASMLET_SERVICE_KEY"),
-        os.environ.get("WASMLET_ANON_KEY"),
+        path, os.environ.get("WASMLET_SERVICE_KEY"), os.environ.get("WASMLET_ANON_KEY")
     )
     click.echo(f"service_key: {loaded.service}")
     click.echo(f"anon_key:    {loaded.anon}")
+
+
+@main.command()
+@click.argument("url")
+@click.option("--key", required=True, help="The server's service key (`wasmlet keys` there).")
+@click.option(
+    "--no-check", is_flag=True, help="Save without checking the key against the server."
+)  # fmt: skip
+def login(url: str, key: str, no_check: bool) -> None:
+    """Remember URL and its service key in your profile, for commands run from anywhere."""
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} must start with http:// or https://", param_hint="URL")
+    url = url.rstrip("/")
+    if not no_check:
+        with _client(url, key, ".") as client:
+            client.list()
+    path = profile_path()
+    write_profile(path, url, key)
+    click.echo(f"logged in to {url}: profile {path}")
 
 
 def _add_observability_commands() -> None:

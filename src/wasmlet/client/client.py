@@ -143,6 +143,11 @@ class WasmletClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return str(self._http.base_url).rstrip("/")
+
     def _send(self, call: _Call) -> httpx.Response:
         try:
             return self._http.request(
