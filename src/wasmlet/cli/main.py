@@ -43,6 +43,10 @@ def main() -> None:
 @click.option("--database-url", default=None, help="postgresql://... for PostgreSQL.")
 @click.option("--workers", type=int, default=None, help="Worker processes [CPU count].")
 @click.option("--config", "config_file", default=None, help="TOML settings file.")
+@click.option(
+    "--log-format", type=click.Choice(["auto", "json", "console"]), default=None,
+    help="Log lines as JSON or human-readable [auto: readable on a TTY, else JSON].",
+)  # fmt: skip
 def serve(**flags: Any) -> None:
     """Start the server (embedded SQLite defaults)."""
     import uvicorn
@@ -57,12 +61,20 @@ def serve(**flags: Any) -> None:
             click.echo(f"error: {line}", err=True)
         sys.exit(ExitCode.USAGE)
     app = create_app(settings)
-    click.echo(
-        f"wasmlet listening on http://{settings.host}:{settings.port} "
-        f"(data in {settings.data_dir.resolve()})",
-        err=True,
+    ready = (
+        f"wasmlet ready on http://{settings.host}:{settings.port} "
+        f"(data in {settings.data_dir.resolve()})"
     )
-    uvicorn.run(
+
+    class ReadyServer(uvicorn.Server):
+        """Says "ready" once the socket is bound and the app started, never before."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:
+                click.echo(ready, err=True)
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -70,6 +82,8 @@ def serve(**flags: Any) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    click.echo(f"wasmlet starting on http://{settings.host}:{settings.port}", err=True)
+    ReadyServer(config).run()
 
 
 def _client_options(func: Any) -> Any:
