@@ -76,9 +76,10 @@ def test_no_ready_when_the_port_is_taken(tmp_path: Path) -> None:
             _, stderr = process.communicate(timeout=90)
         finally:
             _stop(process)
-    assert process.returncode != 0
+    assert process.returncode != 0, (process.returncode, stderr.decode())
     assert "wasmlet ready" not in stderr.decode(), stderr.decode()
     assert "address already in use" in stderr.decode()
     for line in (tmp_path / "stdout").read_text().splitlines():
         if line.strip():
-            json.loads(line)  # JSON lines when asked for JSON
+            assert line.startswith("{"), line  # JSON lines when asked for JSON
+            json.loads(line)
