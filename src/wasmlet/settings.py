@@ -13,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     node_forget_s: float = Field(300.0, gt=0)
     breaker_sync_s: float = Field(1.0, gt=0, le=60)
     log_level: str = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a TTY
     # Invocation history and function logs (observability/history.py), per function.
     history: bool = True
     log_retention_lines: int = Field(10_000, ge=1)

@@ -115,7 +115,7 @@ def test_failures_map_to_exit_codes(server: ServerProcess, fname: str, tmp_path:
 
 def test_keys_command_creates_and_shows_keys(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    first = run_cli(None, "keys", "--data-dir", str(data_dir))
+    first = run_cli(None, "keys", "--data-dir", str(data_dir), "--create")
     assert first.returncode == 0
     second = run_cli(None, "keys", "--data-dir", str(data_dir))
     assert first.stdout == second.stdout

@@ -33,7 +33,7 @@ FAULTS_ENV = "WASMLET_TEST_FAULTS"  # "1" mounts the test-only fault routes
 
 
 def create_app(settings: Settings) -> FastAPI:
-    redactor = configure_logging(settings.log_level)
+    redactor = configure_logging(settings.log_level, log_format=settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ same keep-alive connection and sends the details to the server's log only.
 
 from __future__ import annotations
 
+import re
 import traceback
 from typing import Any
 
@@ -30,8 +31,26 @@ from wasmlet.errors import (
 from wasmlet.telemetry.logs import get_logger
 from wasmlet.validation import Loc, label_of, problems
 
+# The routes that invoke a function: their error bodies name the command showing its logs.
+INVOKE_ENDPOINTS = frozenset(
+    {"invoke", "invoke_supabase", "invoke_supabase_subpath", "_fast_invoke"}
+)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
-def error_body(error: FunctionError, request_id: str) -> dict[str, Any]:
+
+def logs_hint(function: str | None, request_id: str) -> str | None:
+    """`wasmlet logs NAME --request-id ID` for an invocation of a plain-named function."""
+    if function is None or not _PLAIN_NAME.fullmatch(function):
+        return None
+    return f"wasmlet logs {function} --request-id {request_id}"
+
+
+def is_invocation(scope: Scope) -> bool:
+    endpoint = scope.get("endpoint")
+    return getattr(endpoint, "__name__", None) in INVOKE_ENDPOINTS
+
+
+def error_body(error: FunctionError, request_id: str, invocation: bool = False) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "type": error.type,
         "retriable": error.retriable,
@@ -41,12 +60,16 @@ def error_body(error: FunctionError, request_id: str) -> dict[str, Any]:
     }
     if error.problems:
         detail["errors"] = [problem.view() for problem in error.problems]
+    hint = logs_hint(error.function, request_id) if invocation else None
+    if hint is not None:
+        detail["hint"] = hint
     return {"error": detail}
 
 
-def error_response(error: FunctionError, request_id: str) -> JSONResponse:
+def error_response(error: FunctionError, request_id: str, invocation: bool = False) -> JSONResponse:
     headers = {**error.headers(), "X-Request-Id": request_id}
-    return JSONResponse(error_body(error, request_id), status_code=error.status, headers=headers)
+    body = error_body(error, request_id, invocation)
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 def _said_as(loc: Loc) -> str:
@@ -76,7 +99,8 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> FunctionError:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_function_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, FunctionError)
-        return error_response(exc, request_id_of(request.scope))
+        scope = request.scope
+        return error_response(exc, request_id_of(scope), is_invocation(scope))
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -36,6 +36,11 @@ class ErrorDetail(BaseModel):
         default_factory=list,
         description="On a 400 for the request's fields: one entry per problem",
     )
+    hint: str | None = Field(
+        None,
+        description="On an invocation's error: the command that shows its log lines, "
+        "`wasmlet logs NAME --request-id ID`",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -21,12 +21,19 @@ class ExitCode(IntEnum):
 def exit_code_for(error: FunctionError) -> ExitCode:
     if isinstance(error, ConnectionFailed):
         return ExitCode.CONNECTION_FAILED
-    if error.status == 404:
+    return exit_code_for_status(error.status)
+
+
+def exit_code_for_status(status: int) -> ExitCode:
+    """The code of an HTTP answer (`invoke -i` prints error answers, then exits with it)."""
+    if status < 400:
+        return ExitCode.OK
+    if status == 404:
         return ExitCode.NOT_FOUND
-    if error.status == 401:
+    if status == 401:
         return ExitCode.UNAUTHORIZED
-    if error.status in (429, 503):
+    if status in (429, 503):
         return ExitCode.UNAVAILABLE
-    if 400 <= error.status < 500:
+    if 400 <= status < 500:
         return ExitCode.INVALID_REQUEST
     return ExitCode.FUNCTION_FAILED

@@ -98,7 +98,7 @@ def _fetch(client: WasmletClient, minutes: float, url: str) -> Group | Text:
         return Text(f"{url}: {exc}", style="bold red")
 
 
-ClientFactory = Callable[[str, "str | None", str], AbstractContextManager[WasmletClient]]
+ClientFactory = Callable[["str | None", "str | None", str], AbstractContextManager[WasmletClient]]
 
 
 def observability_commands(
@@ -124,7 +124,7 @@ def observability_commands(
     @_client_options
     def logs(
         name: str, follow: bool, level: str | None, request_id: str | None, since: str | None,
-        until: str | None, limit: int, interval: float, as_json: bool, url: str,
+        until: str | None, limit: int, interval: float, as_json: bool, url: str | None,
         key: str | None, data_dir: str,
     ) -> None:  # fmt: skip
         """Show function NAME's log lines (stderr, log host calls, platform errors)."""
@@ -162,7 +162,7 @@ def observability_commands(
     @click.option("--minutes", type=float, default=5.0, show_default=True, help="Window.")
     @_client_options
     def top(
-        once: bool, interval: float, minutes: float, url: str, key: str | None, data_dir: str
+        once: bool, interval: float, minutes: float, url: str | None, key: str | None, data_dir: str
     ) -> None:
         """Per function invocations, error rate, p50/p99 duration and breaker state, live."""
         from rich.console import Console
@@ -171,13 +171,15 @@ def observability_commands(
         console = Console(width=None if sys.stdout.isatty() else NON_TTY_WIDTH)
         with _client(url, key, data_dir) as client:
             if once:
-                console.print(_stats_view(client.stats(minutes), url))
+                console.print(_stats_view(client.stats(minutes), client.url))
                 return
-            with Live(_fetch(client, minutes, url), console=console, auto_refresh=False) as live:
+            with Live(
+                _fetch(client, minutes, client.url), console=console, auto_refresh=False
+            ) as live:
                 try:
                     while True:
                         time.sleep(interval)
-                        live.update(_fetch(client, minutes, url), refresh=True)
+                        live.update(_fetch(client, minutes, client.url), refresh=True)
                 except KeyboardInterrupt:
                     return
 

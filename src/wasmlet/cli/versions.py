@@ -53,7 +53,7 @@ def version_commands(
         help="Newest versions to show.",
     )  # fmt: skip
     @_client_options
-    def versions(name: str, limit: int, url: str, key: str | None, data_dir: str) -> None:
+    def versions(name: str, limit: int, url: str | None, key: str | None, data_dir: str) -> None:
         """List function NAME's kept versions, newest first; * marks the live one."""
         with _client(url, key, data_dir) as client:
             listing = client.versions(name, limit=min(limit, PAGE))
@@ -75,7 +75,9 @@ def version_commands(
         help="The version to make live again [the one before the live one].",
     )  # fmt: skip
     @_client_options
-    def rollback(name: str, version: int | None, url: str, key: str | None, data_dir: str) -> None:
+    def rollback(
+        name: str, version: int | None, url: str | None, key: str | None, data_dir: str
+    ) -> None:
         """Make a kept version of NAME live again, as a new version (history stays linear)."""
         with _client(url, key, data_dir) as client:
             record = client.rollback(name, version)

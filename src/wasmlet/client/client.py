@@ -69,7 +69,15 @@ def _deploy_js_call(
     return _Call("POST", "/functions/v1/deploy", json.dumps(body).encode(), _JSON)
 
 
-def _invoke_call(name: str, payload: bytes | str | Any, headers: dict[str, str] | None) -> _Call:
+def _invoke_call(
+    name: str,
+    payload: bytes | str | Any,
+    headers: dict[str, str] | None,
+    method: str = "POST",
+    path: str = "",
+) -> _Call:
+    """POST with no path goes to `/functions/v1/invoke/NAME`; another method or a path to
+    the Supabase-style `/functions/v1/NAME/PATH` (the guest sees both)."""
     sent = dict(headers or {})
     if isinstance(payload, bytes):
         content = payload
@@ -81,7 +89,11 @@ def _invoke_call(name: str, payload: bytes | str | Any, headers: dict[str, str] 
     else:
         content = json.dumps(payload).encode()
         sent.setdefault("content-type", "application/json")
-    return _Call("POST", f"/functions/v1/invoke/{name}", content, sent)
+    if method == "POST" and not path:
+        return _Call("POST", f"/functions/v1/invoke/{name}", content, sent)
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return _Call(method, f"/functions/v1/{name}{path}", content, sent)
 
 
 _JSON = {"content-type": "application/json"}
@@ -131,6 +143,11 @@ class WasmletClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return str(self._http.base_url).rstrip("/")
+
     def _send(self, call: _Call) -> httpx.Response:
         try:
             return self._http.request(
@@ -150,14 +167,19 @@ class WasmletClient:
         payload: bytes | str | Any = None,
         *,
         headers: dict[str, str] | None = None,
+        method: str = "POST",
+        path: str = "",
+        return_errors: bool = False,
     ) -> InvokeResponse:
-        """Invoke with the retry strategy; raises the typed error of the last attempt."""
-        call = _invoke_call(name, payload, headers)
+        """Invoke with the retry strategy; raises the typed error of the last attempt
+        (with `return_errors`, an error answer of the last attempt is returned instead)."""
+        call = _invoke_call(name, payload, headers, method, path)
         attempt = 0
         while True:
             error: FunctionError
+            answer: httpx.Response | None = None
             try:
-                response = self._send(call)
+                answer = response = self._send(call)
             except ConnectionFailed as exc:
                 error = exc
             else:
@@ -166,6 +188,8 @@ class WasmletClient:
                 error = error_from_response(response)
             decision = self.retry.decide(attempt, error)
             if not decision.retry:
+                if return_errors and answer is not None:
+                    return _to_invoke_response(answer, attempt + 1)
                 raise error
             self._sleep(decision.delay_s)
             attempt += 1
@@ -262,6 +286,11 @@ class WasmletClient:
         result: dict[str, Any] = self._json(
             _Call("GET", f"/functions/v1/invocations/{invocation_id}")
         )
+        return result
+
+    def alerts(self) -> dict[str, Any]:
+        """`{"alerts": [...]}`: the alerts firing now, most severe first."""
+        result: dict[str, Any] = self._json(_Call("GET", "/functions/v1/alerts"))
         return result
 
     def schedules(self) -> dict[str, Any]:
@@ -376,8 +405,10 @@ class AsyncWasmletClient:
         payload: bytes | str | Any = None,
         *,
         headers: dict[str, str] | None = None,
+        method: str = "POST",
+        path: str = "",
     ) -> InvokeResponse:
-        call = _invoke_call(name, payload, headers)
+        call = _invoke_call(name, payload, headers, method, path)
         attempt = 0
         while True:
             error: FunctionError

@@ -105,10 +105,21 @@ def _uppercase_level(
     return event
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None) -> Redactor:
+def configure_logging(
+    level: str = "info", stream: TextIO | None = None, log_format: str = "json"
+) -> Redactor:
     """Called once by the app factory; never at import time. The returned redactor
-    learns the API keys once they are loaded (`Redactor.add`)."""
+    learns the API keys once they are loaded (`Redactor.add`). `log_format` is `json`,
+    `console` (human-readable lines, coloured on a TTY) or `auto` (console on a TTY)."""
     redactor = Redactor()
+    out = stream or sys.stdout
+    tty = out.isatty()
+    console = log_format == "console" or (log_format == "auto" and tty)
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=tty, sort_keys=False)
+        if console
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -117,13 +128,13 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> Reda
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
             add_spec_fields,
             redactor,
-            structlog.processors.EventRenamer("message"),
-            structlog.processors.JSONRenderer(sort_keys=False),
+            *(() if console else (structlog.processors.EventRenamer("message"),)),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     return redactor
