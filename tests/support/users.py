@@ -41,7 +41,11 @@ def ec_key(kid: str = "ec-1") -> SigningKey:
     return SigningKey("ES256", kid, private, {**jwk, "kid": kid, "use": "sig"})
 
 
-def claims(sub: str | None = "user-1", *, expires_in: float = 600, **extra: Any) -> dict[str, Any]:
+def claims(
+    sub: str | None = "user-1", *, expires_in: float = 86_400, **extra: Any
+) -> dict[str, Any]:
+    """Claims of a token valid for a day: tests built at collection time stay valid
+    through a long suite (a 10-minute token expired before the unit tests ran)."""
     now = int(time.time())
     body: dict[str, Any] = {"aud": AUDIENCE, "iat": now, "exp": now + int(expires_in), **extra}
     if sub is not None:
