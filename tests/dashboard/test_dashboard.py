@@ -106,7 +106,7 @@ def test_functions_page_shows_a_failing_function_and_its_request_logs(
     sign_in(page, srv)
     page.wait_for_url("**/dashboard/functions")
     row = page.locator(f'tr[data-function="{name}"]')
-    expect(row.locator("td.error-rate")).to_have_text("50.0%")
+    expect(row.locator("td.error-rate")).to_have_text("50.0%")  # 2 of 4 failed
     expect(row).to_contain_text("v1")
     page.screenshot(path=str(shots / "functions.png"), full_page=True)
 
@@ -115,6 +115,8 @@ def test_functions_page_shows_a_failing_function_and_its_request_logs(
     lines = page.locator(f'#logs .line[data-request-id="{request_id}"]')
     expect(lines.filter(has_text="card declined for order 4711")).to_have_count(1)
     expect(page.locator(".chart-svg rect").first).to_be_visible()
+    assert srv.invoke(name, b"!a line written while the page is open").status_code == 500
+    expect(page.locator("#logs")).to_contain_text("a line written while the page is open")
     page.screenshot(path=str(shots / "function.png"), full_page=True)
 
     page.fill("header input[name=request_id]", request_id)
@@ -231,3 +233,27 @@ def test_a_session_needs_its_csrf_token_to_change_anything(srv: ServerProcess) -
         token = html.split('name="csrf-token" content="')[1].split('"')[0]
         ok = client.post("/functions/v1/dlq/retry", headers={"x-csrf-token": token})
         assert ok.status_code == 200, ok.text
+
+
+def test_the_functions_figures_come_a_page_at_a_time(srv: ServerProcess) -> None:
+    for name in ("page-a", "page-b", "page-c"):
+        assert srv.deploy(name, MIX, {"public": True}).status_code in (200, 201)
+    seen: list[str] = []
+    after = ""
+    for _ in range(20):
+        response = httpx.get(
+            srv.url + "/functions/v1/stats",
+            params={"limit": 2, "after": after},
+            headers=srv.service_headers(),
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["functions"]) <= 2
+        seen += [f["name"] for f in body["functions"]]
+        if body["next_after"] is None:
+            break
+        after = body["next_after"]
+    assert seen == sorted(seen) and len(seen) == len(set(seen))
+    assert {"page-a", "page-b", "page-c"} <= set(seen)
+    unpaged = httpx.get(srv.url + "/functions/v1/stats", headers=srv.service_headers())
+    assert "next_after" not in unpaged.json()

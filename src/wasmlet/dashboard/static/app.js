@@ -232,20 +232,32 @@ async function functionPage(name) {
   };
   const status = el("input", { name: "status", placeholder: "status: 500 or 5xx", size: 14 });
   const errorType = el("input", { name: "error_type", placeholder: "error type", size: 18 });
-  const loadInvocations = async () => {
+  const pages = [null]; // cursors ("before") of the pages shown so far, newest first
+  const loadInvocations = async (move) => {
+    if (move === "older") pages.push(invocations.dataset.cursor);
+    else if (move === "newer") pages.pop();
+    else pages.splice(1);
+    const before = pages[pages.length - 1];
     const listing = await api(
       "GET",
-      base + "/invocations" + query({ status: status.value.trim(), error_type: errorType.value.trim(), limit: 50 })
+      base + "/invocations" + query({ status: status.value.trim(), error_type: errorType.value.trim(), before, limit: 25 })
     );
+    invocations.dataset.cursor = listing.cursor === null ? "" : listing.cursor;
     invocations.replaceChildren(
       el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); loadInvocations(); } }, status, errorType, el("button", {}, "Filter")),
+      el(
+        "div",
+        { class: "pager" },
+        button("← Newer", () => loadInvocations("newer"), { disabled: pages.length === 1 }),
+        button("Older →", () => loadInvocations("older"), { disabled: listing.cursor === null })
+      ),
       table(
         ["Started", "Request id", "Trigger", "Attempt", "Status", "Error", "Duration"],
         listing.invocations.map((i) =>
           el(
             "tr",
             { class: i.status >= 500 ? "failing" : "" },
-            el("td", {}, ago(i.started_at)),
+            el("td", { class: "nowrap" }, ago(i.started_at)),
             el("td", {}, requestLink(i.id)),
             el("td", {}, i.trigger),
             el("td", { class: "num" }, i.attempt),
