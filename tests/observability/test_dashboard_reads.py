@@ -63,3 +63,27 @@ def test_recent_rows_of_one_function_are_bounded(store: Store) -> None:
     assert len(reader.recent_of("f", since=MINUTE - 10)) == 5
     assert len(reader.recent_of("f", since=MINUTE - 10, limit=3)) == 3
     assert len(reader.recent_of("f", since=0)) == 6
+
+
+def test_functions_come_a_page_at_a_time_in_name_order(store: Store) -> None:
+    store.migrate()
+    meta = {"config": "{}", "triggers": "[]", "now": 1.0}
+    store.execute("put_module", key="k", wasm=b"\0asm", now=1.0)
+    names = ["b", "a", "d", "c", "e"]
+    store.execute_many("insert_function", [{"name": n, "enabled": True, **meta} for n in names])
+    store.execute_many(
+        "insert_version",
+        [
+            {"name": n, "version": 1, "module_key": "k", "runtime": "wasm", "size": 4,
+             "rolled_back_from": None, **meta}
+            for n in names
+        ],
+    )  # fmt: skip
+    pages, after = [], ""
+    while True:
+        rows = store.fetch_all("list_functions_page", after=after, limit=2)
+        pages.append([row["name"] for row in rows])
+        if len(rows) < 2:
+            break
+        after = rows[-1]["name"]
+    assert pages == [["a", "b"], ["c", "d"], ["e"]]
