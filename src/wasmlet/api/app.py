@@ -14,6 +14,7 @@ from wasmlet.api.openapi import install_openapi
 from wasmlet.api.request_id import RequestIdMiddleware
 from wasmlet.api.routes import (
     alerts,
+    breakers,
     deploy,
     functions,
     invoke,
@@ -62,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(faults.router)
     management = (
         system, deploy, functions, versions, alerts, jobs, observability, schedules, nodes,
-        secrets
+        secrets, breakers
     )  # fmt: skip
     for module in management:
         app.include_router(module.router)

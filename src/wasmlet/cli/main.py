@@ -52,6 +52,7 @@ def serve(**flags: Any) -> None:
     import uvicorn
 
     from wasmlet.api.app import create_app
+    from wasmlet.dashboard import install_dashboard
     from wasmlet.settings import SettingsError, load_settings
 
     try:
@@ -61,6 +62,7 @@ def serve(**flags: Any) -> None:
             click.echo(f"error: {line}", err=True)
         sys.exit(ExitCode.USAGE)
     app = create_app(settings)
+    install_dashboard(app)
     ready = (
         f"wasmlet ready on http://{settings.host}:{settings.port} "
         f"(data in {settings.data_dir.resolve()})"

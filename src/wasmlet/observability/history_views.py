@@ -22,6 +22,9 @@ _SPACED_OFFSET = re.compile(r" (\d\d:?\d\d)$")
 LEVEL_ALIASES = {"warning": "warn", "err": "error", "information": "info"}
 
 
+RECENT_LIMIT = 10_000  # invocations read per function for the live figures
+
+
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
@@ -182,6 +185,38 @@ class HistoryReader:
 
     def recent(self, since: float) -> list[Row]:
         return self._store.fetch_all("invocations_since", since=since)
+
+    def recent_of(self, function: str, since: float, limit: int = RECENT_LIMIT) -> list[Row]:
+        """One function's invocations since `since`, the newest `limit` of them."""
+        return self._store.fetch_all(
+            "function_invocations_since", function_name=function, since=since, limit=limit
+        )
+
+    def timeline(self, function: str, since: float) -> list[dict[str, Any]]:
+        """Per minute since `since`: invocations, and errors by type (oldest first).
+
+        Reads one function's kept history at most (its retention count bounds it).
+        """
+        minutes: dict[int, dict[str, Any]] = {}
+        for row in self._store.fetch_all("function_timeline", function_name=function, since=since):
+            minute = int(row["minute"])
+            entry = minutes.setdefault(
+                minute, {"minute": iso(minute * 60.0), "invocations": 0, "errors": {}}
+            )
+            entry["invocations"] += int(row["n"])
+            if row["error_type"] is not None:
+                entry["errors"][row["error_type"]] = int(row["n"])
+        return [minutes[minute] for minute in sorted(minutes)]
+
+    def request(self, request_id: str, limit: int = 1000) -> dict[str, Any]:
+        """One request id's invocations (every attempt) and log lines, across functions."""
+        rows = self._store.fetch_all("invocations_by_id", request_id=request_id, limit=limit)
+        lines = self._store.fetch_all("log_lines_by_request", request_id=request_id, limit=limit)
+        return {
+            "request_id": request_id,
+            "invocations": [_invocation(row) for row in rows],
+            "lines": [{**_line(row), "function": row["function_name"]} for row in lines],
+        }
 
 
 @dataclass

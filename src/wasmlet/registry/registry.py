@@ -315,6 +315,11 @@ class Registry:
             raise FunctionNotFound(f"Function not found: {name}", function=name)
         return record
 
+    def page(self, after: str, limit: int) -> list[FunctionRecord]:
+        """At most `limit` functions in name order, after the name `after` (keyset)."""
+        rows = self._store.fetch_all("list_functions_page", after=after, limit=limit)
+        return [FunctionRecord.from_row(row) for row in rows]
+
     def list(self) -> list[FunctionRecord]:
         return [FunctionRecord.from_row(row) for row in self._store.fetch_all("list_functions")]
 

@@ -17,7 +17,7 @@ from wasmlet.api.auth import require_service_key
 from wasmlet.api.openapi import errors
 from wasmlet.api.routes.deps import services_of
 from wasmlet.api.services import Services
-from wasmlet.errors import FunctionNotFound
+from wasmlet.errors import FunctionNotFound, InvalidPayload, NotFound, quoted
 from wasmlet.observability.history import SEVERITY
 from wasmlet.observability.history_views import (
     LEVEL_ALIASES,
@@ -33,6 +33,9 @@ from wasmlet.observability.history_views import (
 
 router = APIRouter(tags=["observability"])
 MAX_CURSOR = NO_CURSOR
+MAX_STATS_PAGE = 200
+MAX_NAME = 128
+MAX_REQUEST_ID = 200
 _TIME: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "format": "date-time"},
@@ -127,21 +130,44 @@ async def function_invocations(
 
 
 @router.get("/functions/v1/stats", responses=errors(400, 401))
-async def stats(request: Request, minutes: float = Query(5.0, gt=0, le=24 * 60)) -> dict[str, Any]:
+async def stats(
+    request: Request,
+    minutes: float = Query(5.0, gt=0, le=24 * 60),
+    limit: int | None = Query(
+        None, ge=1, le=MAX_STATS_PAGE, description="functions per page (absent: all of them)"
+    ),
+    after: str = Query("", max_length=MAX_NAME, description="cursor: functions after this name"),
+) -> dict[str, Any]:
     """Per function over the last `minutes`: invocations, errors (5xx), error rate,
     timeouts, memory limit hits, p50/p99 duration (nearest rank) and breaker state;
-    and the server's workers, in-flight invocations and queue. `wasmlet top` shows it."""
+    and the server's workers, in-flight invocations and queue. `wasmlet top` shows it.
+
+    With `limit`: one page of deployed functions in name order, each with its version and
+    trigger kinds, and `next_after` to pass as `after` for the next page (null: no more).
+    A page reads only its own functions' history, so it stays fast with many functions.
+    """
     services = services_of(request)
     require_service_key(request, services.keys)
     now = time.time()
-    rows = await run_in_threadpool(services.history_reader.recent, now - minutes * 60)
-    records = await run_in_threadpool(services.registry.list)
-    figures = summarize(rows, (record.name for record in records))
-    functions = []
-    for entry in sorted(figures.values(), key=lambda e: (-e.invocations, e.name)):
-        view = entry.view()
-        view["circuit_breaker"] = services.invoker.breakers.view(entry.name)["state"]
-        functions.append(view)
+    since = now - minutes * 60
+    page: dict[str, Any] = {}
+    if limit is None:
+        rows = await run_in_threadpool(services.history_reader.recent, since)
+        records = await run_in_threadpool(services.registry.list)
+        figures = summarize(rows, (record.name for record in records))
+        ordered = sorted(figures.values(), key=lambda e: (-e.invocations, e.name))
+        functions = [_figures(services, entry.view()) for entry in ordered]
+    else:
+        records = await run_in_threadpool(services.registry.page, after, limit)
+        functions = []
+        for record in records:
+            rows = await run_in_threadpool(services.history_reader.recent_of, record.name, since)
+            view = summarize(rows, [record.name])[record.name].view()
+            view["version"] = record.version
+            view["enabled"] = record.enabled
+            view["triggers"] = sorted({str(t.get("type", "?")) for t in record.triggers})
+            functions.append(_figures(services, view))
+        page["next_after"] = records[-1].name if len(records) == limit else None
     snapshot = await services.store_gauges.refresh()
     pool = services.pool
     in_flight = services.metrics.registry.get_sample_value("functions_in_flight") or 0.0
@@ -156,4 +182,39 @@ async def stats(request: Request, minutes: float = Query(5.0, gt=0, le=24 * 60))
             "oldest_queued_age_s": snapshot.oldest_due_age_s,
         },
         "functions": functions,
+        **page,
     }
+
+
+def _figures(services: Services, view: dict[str, Any]) -> dict[str, Any]:
+    view["circuit_breaker"] = services.invoker.breakers.view(view["name"])["state"]
+    return view
+
+
+@router.get("/functions/v1/functions/{name}/timeline", responses=errors(400, 401, 404))
+async def function_timeline(
+    request: Request, name: str, minutes: int = Query(180, ge=1, le=24 * 60)
+) -> dict[str, Any]:
+    """Per minute over the last `minutes`, oldest first: invocations, and errors by type
+    (minutes with no invocation are left out)."""
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    await _known(services, name)
+    now = time.time()
+    since = now - minutes * 60
+    buckets = await run_in_threadpool(services.history_reader.timeline, name, since)
+    return {"function": name, "since": iso(since), "until": iso(now), "minutes": buckets}
+
+
+@router.get("/functions/v1/requests/{request_id}", responses=errors(400, 401, 404))
+async def find_request(request: Request, request_id: str) -> dict[str, Any]:
+    """One request id (the `request_id` of any error body or log line): its invocations,
+    every attempt, with their functions, and their log lines."""
+    services = services_of(request)
+    require_service_key(request, services.keys)
+    if not 1 <= len(request_id) <= MAX_REQUEST_ID:
+        raise InvalidPayload(f"A request id is 1 to {MAX_REQUEST_ID} characters")
+    found = await run_in_threadpool(services.history_reader.request, request_id)
+    if not found["invocations"] and not found["lines"]:
+        raise NotFound(f"No invocation with request id {quoted(request_id, 80)}")
+    return found

@@ -67,3 +67,11 @@ DELETE FROM jobs
 WHERE id IN (SELECT id FROM jobs WHERE status = 'done' AND finished_at < :cutoff
              ORDER BY finished_at LIMIT :limit
              FOR UPDATE SKIP LOCKED);
+
+-- name: function_timeline
+-- CAST to an integer rounds on PostgreSQL: FLOOR keeps each invocation in its minute.
+SELECT CAST(FLOOR(started_at / 60) AS BIGINT) AS minute, error_type, COUNT(*) AS n
+FROM invocations
+WHERE function_name = :function_name AND started_at >= :since
+GROUP BY CAST(FLOOR(started_at / 60) AS BIGINT), error_type
+ORDER BY minute;
