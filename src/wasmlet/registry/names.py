@@ -11,7 +11,7 @@ RESERVED_NAMES = frozenset(
     {
         "deploy", "invoke", "functions", "invocations", "dlq", "schedules", "alerts",
         "health", "metrics", "openapi", "docs", "keys", "admin", "v1", "api", "stats",
-        "nodes", "secrets",
+        "nodes", "secrets", "breakers", "requests",
     }
 )  # fmt: skip
 
