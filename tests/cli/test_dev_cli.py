@@ -93,6 +93,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
                 process.kill()
                 process.wait()
         reader.join(5)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _save(path: Path, text: str) -> None:

@@ -102,3 +102,27 @@ def test_scaffold_writes_a_manifest_that_parses(tmp_path: Path) -> None:
     assert native.build is not None and "ziglang cc -target wasm32-wasi" in native.build
     assert (tmp_path / "functions" / "greet" / "index.ts").is_file()
     assert project.manifest.server.data_dir == ".wasmlet/dev"
+
+
+def test_the_manifest_is_a_step_of_the_server_lookup(tmp_path: Path) -> None:
+    import json
+
+    from wasmlet.cli.profile import ManifestServer, profile_path, resolve, write_profile
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    write_profile(profile_path(env), "http://127.0.0.1:9999", "sk_profile")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "keys.json").write_text(json.dumps({"service_key": "sk_manifest_dir"}))
+    manifest = ManifestServer(tmp_path / "wasmlet.toml", "http://127.0.0.1:7000", "MY_KEY", data)
+    found = resolve(None, None, ".wasmlet", env, manifest)
+    assert (found.url, found.key) == ("http://127.0.0.1:7000", "sk_manifest_dir")
+    assert "data_dir of" in found.key_source and str(data) in found.key_source
+    named = resolve(None, None, ".wasmlet", {**env, "MY_KEY": "sk_named"}, manifest)
+    assert named.key == "sk_named" and "$MY_KEY (key_env of" in named.key_source
+    env_first = resolve(None, None, ".wasmlet",
+                        {**env, "WASMLET_URL": "http://e:1", "WASMLET_SERVICE_KEY": "sk_env"},
+                        manifest)  # fmt: skip
+    assert (env_first.url, env_first.key) == ("http://e:1", "sk_env")
+    other = resolve("http://127.0.0.1:9999", None, ".wasmlet", env, manifest)
+    assert other.key == "sk_profile"  # the manifest's key goes only to its own url

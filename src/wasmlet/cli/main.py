@@ -114,7 +114,8 @@ def _client(
     from wasmlet.cli.project_commands import manifest_server, nearest_project
 
     try:
-        target = resolve(url, key, data_dir, manifest=manifest_server(nearest_project(False)))
+        manifest = None if url and key else manifest_server(nearest_project(required=False))
+        target = resolve(url, key, data_dir, manifest=manifest)
     except ProfileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.USAGE)
