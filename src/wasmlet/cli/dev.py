@@ -88,7 +88,8 @@ def _own_server(project: Project, port: int | None) -> Iterator[tuple[str, str]]
                 tail = log_path.read_text("utf-8", "replace").splitlines()[-15:]
                 fail("the dev server did not start:\n" + "\n".join(tail), ExitCode.UNAVAILABLE)
             time.sleep(0.1)
-        keys = json.loads((data_dir / "keys.json").read_text("utf-8"))
+        keys_file = data_dir / "keys.json"  # absent when the environment gives both keys
+        keys = json.loads(keys_file.read_text("utf-8")) if keys_file.is_file() else {}
         _say(f"server on {url} (data in {data_dir}, log in {log_path})", fg="green")
         yield url, os.environ.get("WASMLET_SERVICE_KEY") or keys["service_key"]
     finally:

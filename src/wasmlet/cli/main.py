@@ -92,7 +92,8 @@ def serve(**flags: Any) -> None:
 def _client_options(func: Any) -> Any:
     func = click.option(
         "--key", default=None,
-        help="Service key [$WASMLET_SERVICE_KEY or $WASMLET_KEY, else the `wasmlet login` "
+        help="Service key [$WASMLET_SERVICE_KEY or $WASMLET_KEY, else the nearest wasmlet.toml's "
+        "key_env or data_dir, else the `wasmlet login` "
         "profile, else the data dir's].",
     )(func)  # fmt: skip
     func = click.option(
