@@ -167,14 +167,15 @@ def main() -> None:
     }
     ratio = report["deploy"]["js"]["p50_ms"] / report["deploy"]["wat"]["p50_ms"]
     report["deploy"]["js_over_wat_p50"] = ratio
-    for lang in ("js", "ts"):
-        s = report["save_to_live"][lang]
-        print(f"save-to-live {lang}: p50 {s['p50_ms']:.0f} ms  max {s['max_ms']:.0f} ms  "
-              f"({s['n']} edits)")  # fmt: skip
-    for kind in ("js", "wat"):
-        s = report["deploy"][kind]
-        print(f"deploy {kind}:       p50 {s['p50_ms']:.0f} ms  max {s['max_ms']:.0f} ms  "
-              f"({s['n']} deploys)")  # fmt: skip
+    rows = [
+        (f"save-to-live {lang}", report["save_to_live"][lang], "edits") for lang in ("js", "ts")
+    ]
+    rows += [(f"deploy {kind}", report["deploy"][kind], "deploys") for kind in ("js", "wat")]
+    for label, s, unit in rows:
+        print(
+            f"{label + ':':<18}p50 {s['p50_ms']:.0f} ms  max {s['max_ms']:.0f} ms  "
+            f"({s['n']} {unit})"
+        )
     print(f"deploy JS / WAT (p50): {ratio:.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -231,7 +231,7 @@ def dev_command(client_options: Callable[[Any], Any]) -> click.Command:
             current = [project]
             try:
                 _deploy(client, project, None)
-            except ConnectionFailed as exc:  # the watch goes on: a save retries
+            except FunctionError as exc:  # the watch goes on: a save retries
                 _say(f"error: {exc}", fg="red", bold=True)
             if not no_logs:
                 logs = LogStream(
@@ -269,5 +269,5 @@ def _watch(client: WasmletClient, current: list[Project]) -> None:
             continue
         try:
             _deploy(client, project, names)
-        except ConnectionFailed as exc:
+        except FunctionError as exc:  # the server down or refusing the key: next save
             _say(f"error: {exc}", fg="red", bold=True)
