@@ -32,12 +32,12 @@ def test_thrown_error_is_500_with_message_and_stack_in_the_log(
     error = _error(response)
     assert error["type"] == "function_error"
     assert error["function"] == fname
-    assert error["message"] == "Function error: exited with code 1"
+    assert error["message"] == "Function error: Uncaught Error: Unexpected error"
     after = server.metric("functions_errors_total", name=fname, error_type="function_error")
     assert after == before + 1
     log = server.wait_for_log(request_id=response.headers["x-request-id"], operation="invoke")
     assert log["level"] == "ERROR"
-    assert log["error"] == "500 Function error: exited with code 1"
+    assert log["error"] == "500 Function error: Uncaught Error: Unexpected error"
     assert "Uncaught Error: Unexpected error" in log["stderr"]
     assert "at handler (handler.js:4)" in log["stderr"]
 

@@ -1,5 +1,5 @@
-"""`wasmlet serve | login | deploy | invoke | list | get | config | enable | disable |
-delete | versions | rollback | secrets | keys | alerts`."""
+"""`wasmlet serve | init | new | dev | login | deploy | invoke | list | get | config |
+enable | disable | delete | versions | rollback | secrets | keys | alerts`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from wasmlet.cli.profile import (
 from wasmlet.cli.times import local_iso
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
+
+DEPLOY_TIMEOUT_S = 600.0  # a first JavaScript deploy may build the engine (minutes when loaded)
 
 
 @click.group()
@@ -91,7 +94,8 @@ def serve(**flags: Any) -> None:
 def _client_options(func: Any) -> Any:
     func = click.option(
         "--key", default=None,
-        help="Service key [$WASMLET_SERVICE_KEY or $WASMLET_KEY, else the `wasmlet login` "
+        help="Service key [$WASMLET_SERVICE_KEY or $WASMLET_KEY, else the nearest wasmlet.toml's "
+        "key_env or data_dir, else the `wasmlet login` "
         "profile, else the data dir's].",
     )(func)  # fmt: skip
     func = click.option(
@@ -101,22 +105,26 @@ def _client_options(func: Any) -> Any:
     return click.option(
         "--url",
         default=None,
-        help=f"Server [$WASMLET_URL, else the profile's, else {DEFAULT_URL}].",
+        help=f"Server [$WASMLET_URL, else the nearest wasmlet.toml's, else the profile's, "
+        f"else {DEFAULT_URL}].",
     )(func)
 
 
 @contextmanager
 def _client(
-    url: str | None, key: str | None, data_dir: str, retries: int = 1
+    url: str | None, key: str | None, data_dir: str, retries: int = 1, timeout_s: float = 60.0
 ) -> Iterator[WasmletClient]:
+    from wasmlet.cli.project_commands import manifest_server, nearest_project
+
     try:
-        target = resolve(url, key, data_dir)
+        manifest = None if url and key else manifest_server(nearest_project(required=False))
+        target = resolve(url, key, data_dir, manifest=manifest)
     except ProfileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.USAGE)
     try:
         with WasmletClient(
-            target.url, target.key, retry=RetryPolicy(max_attempts=retries)
+            target.url, target.key, timeout_s=timeout_s, retry=RetryPolicy(max_attempts=retries)
         ) as client:
             yield client
     except ConnectionFailed as exc:  # before FunctionError: it is one, without a status
@@ -136,8 +144,12 @@ def _print_json(data: Any) -> None:
 
 
 @main.command()
-@click.argument("name")
-@click.argument("wasm_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("name", required=False)
+@click.argument("wasm_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--force", is_flag=True,
+    help="Without FILE: deploy the manifest's functions even when unchanged.",
+)  # fmt: skip
 @click.option("--config", "config_json", default=None, help="Function config as JSON.")
 @click.option("--timeout-ms", type=int, default=None)
 @click.option("--memory-mb", type=int, default=None)
@@ -162,8 +174,9 @@ def _print_json(data: Any) -> None:
 )  # fmt: skip
 @_client_options
 def deploy(
-    name: str,
-    wasm_file: str,
+    name: str | None,
+    wasm_file: str | None,
+    force: bool,
     config_json: str | None,
     timeout_ms: int | None,
     memory_mb: int | None,
@@ -180,7 +193,8 @@ def deploy(
     key: str | None,
     data_dir: str,
 ) -> None:
-    """Deploy WASM_FILE as function NAME (a new version if it exists).
+    """Deploy WASM_FILE as function NAME (a new version if it exists), or, without FILE,
+    the nearest wasmlet.toml's functions (only NAME if given) that changed.
 
     A .js or .mjs file is deployed as a JavaScript function, a .ts or .mts file as a
     TypeScript one (types are stripped at deploy). On a redeploy, the fields
@@ -190,6 +204,22 @@ def deploy(
     --cron and --on-table add a trigger to the live ones (replacing one on the same
     table, or with the same cron and zone).
     """
+    if wasm_file is None:
+        scope = dict(locals())
+        given = [k for k in _FILE_ONLY if scope[k] not in (None, ())]
+        if given or replace_config:
+            raise click.UsageError(
+                "the flags set one function deployed from a FILE; a manifest's functions "
+                "take their config, env and triggers from wasmlet.toml"
+            )
+        from wasmlet.cli.project_commands import deploy_manifest
+
+        deploy_manifest(
+            partial(_client, timeout_s=DEPLOY_TIMEOUT_S), url, key, data_dir, name, force
+        )
+        return
+    if name is None:  # click gives FILE only after NAME
+        raise click.UsageError("NAME is missing")
     added = parse_deploy_flags(
         cron=cron, timezone=timezone, on_table=on_table, events=events, env=env_pairs,
         allow_host=allow_hosts,
@@ -231,6 +261,12 @@ def deploy(
         else:
             record = client.deploy(name, path.read_bytes(), config, triggers=triggers)
     click.echo(f"deployed {record['name']} version {record['version']}")
+
+
+_FILE_ONLY = frozenset({
+    "config_json", "timeout_ms", "memory_mb", "public", "verify_jwt", "cron", "timezone",
+    "on_table", "events", "env_pairs", "allow_hosts",
+})  # fmt: skip
 
 
 def _live(client: WasmletClient, name: str) -> dict[str, Any] | None:
@@ -616,7 +652,9 @@ def _add_observability_commands() -> None:
     """`logs` and `top` live in cli/observe.py, `versions` and `rollback` in
     cli/versions.py, built with the helpers above."""
     from wasmlet.cli.alerts import alert_commands
+    from wasmlet.cli.dev import dev_command
     from wasmlet.cli.observe import observability_commands
+    from wasmlet.cli.project_commands import project_commands
     from wasmlet.cli.versions import version_commands
 
     for command in observability_commands(_client_options, _client):
@@ -625,6 +663,9 @@ def _add_observability_commands() -> None:
         main.add_command(command)
     for command in alert_commands(_client_options, _client):
         main.add_command(command)
+    for command in project_commands(_client_options, _client):
+        main.add_command(command)
+    main.add_command(dev_command(_client_options))
 
 
 _add_observability_commands()

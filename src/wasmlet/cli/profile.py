@@ -1,7 +1,10 @@
 """Where the CLI finds its server and key: flags, then the environment
-(`WASMLET_URL`, `WASMLET_SERVICE_KEY`, or the older `WASMLET_KEY`), then the profile that
-`wasmlet login URL --key KEY` writes (`$XDG_CONFIG_HOME/wasmlet/profile.json`, else
-`~/.config/wasmlet/profile.json`, mode 0600), then the service key in a server's data dir.
+(`WASMLET_URL`, `WASMLET_SERVICE_KEY`, or the older `WASMLET_KEY`), then the `[server]`
+table of the nearest `wasmlet.toml` (its url; its key from the environment variable
+`key_env` names or from the keys.json of the server data dir `data_dir` names, given to
+that url only), then the profile that `wasmlet login URL --key KEY` writes
+(`$XDG_CONFIG_HOME/wasmlet/profile.json`, else `~/.config/wasmlet/profile.json`, mode
+0600), then the service key in a server's data dir.
 A client command only reads: it never creates keys."""
 
 from __future__ import annotations
@@ -69,6 +72,26 @@ def write_profile(path: Path, url: str, key: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestServer:
+    """A manifest's `[server]` table, its paths made absolute."""
+
+    manifest: Path
+    url: str | None
+    key_env: str | None
+    data_dir: Path | None
+
+
+def _keys_file_key(keys: Path) -> str | None:
+    if not keys.is_file():
+        return None
+    try:
+        stored = json.loads(keys.read_text("utf-8")).get("service_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stored if isinstance(stored, str) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     url: str
     key: str | None
@@ -80,26 +103,41 @@ def resolve(
     key_flag: str | None,
     data_dir: str,
     env: Mapping[str, str] | None = None,
+    manifest: ManifestServer | None = None,
 ) -> Target:
     """The server and key a client command uses, and where the key came from."""
     env = os.environ if env is None else env
     path = profile_path(env)
     profile = read_profile(path)
-    url = url_flag or env.get("WASMLET_URL") or (profile.url if profile else DEFAULT_URL)
+    url = (
+        url_flag
+        or env.get("WASMLET_URL")
+        or (manifest.url if manifest else None)
+        or (profile.url if profile else DEFAULT_URL)
+    )
     if key_flag:
         return Target(url, key_flag, "the --key flag")
     for name in ("WASMLET_SERVICE_KEY", "WASMLET_KEY"):
         if env.get(name):
             return Target(url, env[name], f"${name}")
-    if profile is not None and profile.url.rstrip("/") == url.rstrip("/"):
+    if manifest is not None and _same(manifest.url or url, url):
+        if manifest.key_env and env.get(manifest.key_env):
+            return Target(url, env[manifest.key_env],
+                          f"${manifest.key_env} (key_env of {manifest.manifest})")  # fmt: skip
+        if manifest.data_dir is not None:
+            keys = manifest.data_dir / "keys.json"
+            stored = _keys_file_key(keys)
+            if stored is not None:
+                return Target(url, stored, f"the data dir {keys} (data_dir of {manifest.manifest})")
+    if profile is not None and _same(profile.url, url):
         return Target(url, profile.key, f"the profile {path} (wasmlet login)")
     keys = Path(data_dir) / "keys.json"
-    if keys.is_file():
-        try:
-            stored = json.loads(keys.read_text("utf-8")).get("service_key")
-        except (OSError, ValueError, AttributeError):
-            stored = None
-        if isinstance(stored, str):
-            return Target(url, stored, f"the data dir {keys.resolve()}")
+    stored = _keys_file_key(keys)
+    if stored is not None:
+        return Target(url, stored, f"the data dir {keys.resolve()}")
     return Target(url, None, "nowhere (no --key, no $WASMLET_SERVICE_KEY, no profile for "
                   f"{url}, no {keys.resolve()})")  # fmt: skip
+
+
+def _same(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")

@@ -33,6 +33,7 @@ from wasmlet.errors import (
     TransientHostFunctionError,
     UserCodeError,
 )
+from wasmlet.js.uncaught import uncaught_message
 from wasmlet.observability.history import HistoryWriter, InvocationEntry
 from wasmlet.outbound.request import TRANSIENT
 from wasmlet.registry.models import FunctionRecord
@@ -342,6 +343,10 @@ class Invoker:
                 f"Function error: response body over {self._defaults.max_response_bytes} bytes",
                 function=name,
             )
+        if kind is OutcomeKind.EXIT_ERROR and outcome.exit_code == 1:
+            uncaught = uncaught_message(outcome.stderr)  # a JavaScript throw
+            if uncaught is not None:
+                return UserCodeError(f"Function error: {uncaught}", function=name)
         return UserCodeError(f"Function error: {outcome.message}", function=name)
 
     def _record(
