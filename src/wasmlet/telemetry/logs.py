@@ -53,10 +53,12 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: tuple[str, ...] = ()
+        self._suspect = _suspect_pattern(())
 
     def add(self, *values: str | None) -> None:
         known = {*self._values, *(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)}
         self._values = tuple(sorted(known, key=len, reverse=True))
+        self._suspect = _suspect_pattern(self._values)
 
     def __call__(
         self, _logger: object, _method: str, event: MutableMapping[str, Any]
@@ -78,6 +80,8 @@ class Redactor:
         return value
 
     def scrub(self, text: str) -> str:
+        if self._suspect.search(text) is None:  # one scan: most text has nothing to mask
+            return text
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
         text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
@@ -85,6 +89,12 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+
+def _suspect_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
+    """Matches wherever `scrub` might mask something (a superset: a hit costs the full
+    scrub, a miss proves there is nothing to mask)."""
+    return re.compile("|".join((r"(?i:bearer\s)", "://", *(re.escape(v) for v in values))))
 
 
 def _is_secret_field(field: object) -> bool:
@@ -134,7 +144,7 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     return redactor
