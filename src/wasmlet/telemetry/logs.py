@@ -30,6 +30,9 @@ _SECRET_FIELDS = frozenset(
 _BEARER = re.compile(r"(bearer\s+)[^\s\"',;]+", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8
+_PLAIN = frozenset({type(None), bool, int, float})  # nothing to mask in these
+FIELD_VERDICTS_KEPT = 4096
+_FIELD_VERDICTS: dict[str, bool] = {}  # field name -> secret or not, the first 4096 seen
 
 
 def add_spec_fields(
@@ -66,8 +69,13 @@ class Redactor:
         for field in list(event):
             if _is_secret_field(field):
                 del event[field]
-            else:
-                event[field] = self._clean(event[field])
+                continue
+            value = event[field]
+            kind = type(value)
+            if kind is str:
+                event[field] = self.scrub(value)
+            elif kind not in _PLAIN:
+                event[field] = self._clean(value)
         return event
 
     def _clean(self, value: Any) -> Any:
@@ -98,7 +106,14 @@ def _suspect_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _is_secret_field(field: object) -> bool:
-    return isinstance(field, str) and field.lower().replace("-", "_") in _SECRET_FIELDS
+    if not isinstance(field, str):
+        return False
+    known = _FIELD_VERDICTS.get(field)
+    if known is None:
+        known = field.lower().replace("-", "_") in _SECRET_FIELDS
+        if len(_FIELD_VERDICTS) < FIELD_VERDICTS_KEPT:  # bounded: nested keys can be anything
+            _FIELD_VERDICTS[field] = known
+    return known
 
 
 def redact_secrets(
