@@ -2,8 +2,9 @@
 keep what it did for them (request id, error body with hint, the bare 500).
 
 Unit tests of one module: the route handler (`invoke_function`) is replaced, so no
-services are started, and requests go straight into the ASGI app. The real invoke path over HTTP is tests/api/test_invoke.py,
-test_error_bodies.py, test_error_hint.py and test_supabase.py.
+services are started, and requests go straight into the ASGI app. The real invoke path
+over HTTP is tests/api/test_invoke.py, test_error_bodies.py, test_error_hint.py and
+test_supabase.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
