@@ -93,3 +93,15 @@ def test_redactor_prefers_the_longest_secret() -> None:
     redactor = Redactor()
     redactor.add("abcdefgh", "abcdefgh-longer")
     assert redactor.scrub("x abcdefgh-longer y") == f"x {REDACTED} y"
+
+
+def test_the_redactor_masks_what_its_quick_check_lets_through() -> None:
+    """`scrub` first looks for anything maskable in one scan; that scan must not miss
+    a secret with regex characters, one added later, a BEARER in capitals or a tab."""
+    redactor = Redactor()
+    assert redactor.scrub("BEARER\tabc.def") == f"BEARER\t{REDACTED}"
+    redactor.add("a+b*c(d)e?")
+    assert redactor.scrub("x a+b*c(d)e? y") == f"x {REDACTED} y"
+    redactor.add("later-secret-1")
+    assert redactor.scrub("k=later-secret-1") == f"k={REDACTED}"
+    assert redactor.scrub("nothing to see") == "nothing to see"

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 import wasmlet
 from wasmlet.api.errors import LastResortMiddleware, install_error_handlers
+from wasmlet.api.invoke_door import WasmletApp, check_door_leaves
 from wasmlet.api.openapi import install_openapi
 from wasmlet.api.request_id import RequestIdMiddleware
 from wasmlet.api.routes import (
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await services.close()
 
-    app = FastAPI(
+    app = WasmletApp(
         title="wasmlet",
         version=wasmlet.__version__,
         description="Serverless WebAssembly functions with a failure model you can rely on.",
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in management:
         app.include_router(module.router)
     app.state.management_routes = tuple(r for m in management for r in m.router.routes)
+    check_door_leaves(app.state.management_routes)
     # The spec's invoke route first: it shadows nothing and is the hot path.
     app.router.routes.insert(0, invoke.FAST_INVOKE_ROUTE)
     app.router.routes.extend(invoke.FAST_SUPABASE_ROUTES)

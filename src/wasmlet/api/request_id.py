@@ -15,6 +15,15 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get("state", {}).get("request_id", ""))
 
 
+def assign_request_id(scope: Scope) -> str:
+    """The request's id (the client's `X-Request-Id` when sane, else a new one), kept in
+    the scope's state for `request_id_of`."""
+    given = next((v for k, v in scope["headers"] if k == HEADER), None)
+    request_id = given.decode() if given and _SAFE.match(given) else str(uuid.uuid4())
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -23,10 +32,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == HEADER), None)
-        request_id = given.decode() if given and _SAFE.match(given) else str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
-        encoded = request_id.encode()
+        encoded = assign_request_id(scope).encode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

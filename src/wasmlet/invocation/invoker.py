@@ -399,6 +399,8 @@ class Invoker:
 
     def _scrubbed(self, entry: InvocationEntry) -> InvocationEntry:
         """What a function wrote, with every secret and key masked, as the log lines are."""
+        if not (entry.stderr or entry.logs or entry.error_message):
+            return entry  # nothing a function wrote: nothing to mask
         scrub = self._scrub
         return replace(
             entry,

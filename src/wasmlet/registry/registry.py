@@ -39,6 +39,7 @@ CHANGES_CHANNEL = "wasmlet_registry"
 MAX_STALE_S = 300.0
 VERSIONS_KEPT = 20
 MAX_VERSION = 2**31 - 1
+MODULE_PATHS_KEPT = 4096
 
 
 class Miss(enum.Enum):
@@ -75,6 +76,7 @@ class Registry:
     ) -> None:
         self._store = store
         self._compiler = compiler
+        self._module_paths: dict[str, str] = {}  # module key -> path, read per invocation
         self._triggers = triggers
         self._limits = limits
         self._clock = clock
@@ -384,7 +386,13 @@ class Registry:
         return compiled
 
     def module_path(self, record: FunctionRecord) -> str:
-        return str(self._compiler.path_for(record.module_key))
+        key = record.module_key
+        path = self._module_paths.get(key)
+        if path is None:
+            if len(self._module_paths) >= MODULE_PATHS_KEPT:
+                self._module_paths.clear()
+            path = self._module_paths[key] = str(self._compiler.path_for(key))
+        return path
 
     def forget(self, name: str) -> None:
         """Drop `name`'s entry: the next read goes to the database."""

@@ -30,6 +30,9 @@ _SECRET_FIELDS = frozenset(
 _BEARER = re.compile(r"(bearer\s+)[^\s\"',;]+", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8
+_PLAIN = frozenset({type(None), bool, int, float})  # nothing to mask in these
+FIELD_VERDICTS_KEPT = 4096
+_FIELD_VERDICTS: dict[str, bool] = {}  # field name -> secret or not, the first 4096 seen
 
 
 def add_spec_fields(
@@ -53,10 +56,12 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: tuple[str, ...] = ()
+        self._suspect = _suspect_pattern(())
 
     def add(self, *values: str | None) -> None:
         known = {*self._values, *(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)}
         self._values = tuple(sorted(known, key=len, reverse=True))
+        self._suspect = _suspect_pattern(self._values)
 
     def __call__(
         self, _logger: object, _method: str, event: MutableMapping[str, Any]
@@ -64,8 +69,13 @@ class Redactor:
         for field in list(event):
             if _is_secret_field(field):
                 del event[field]
-            else:
-                event[field] = self._clean(event[field])
+                continue
+            value = event[field]
+            kind = type(value)
+            if kind is str:
+                event[field] = self.scrub(value)
+            elif kind not in _PLAIN:
+                event[field] = self._clean(value)
         return event
 
     def _clean(self, value: Any) -> Any:
@@ -78,6 +88,8 @@ class Redactor:
         return value
 
     def scrub(self, text: str) -> str:
+        if self._suspect.search(text) is None:  # one scan: most text has nothing to mask
+            return text
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
         text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
@@ -87,8 +99,21 @@ class Redactor:
         return text
 
 
+def _suspect_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
+    """Matches wherever `scrub` might mask something (a superset: a hit costs the full
+    scrub, a miss proves there is nothing to mask)."""
+    return re.compile("|".join((r"(?i:bearer\s)", "://", *(re.escape(v) for v in values))))
+
+
 def _is_secret_field(field: object) -> bool:
-    return isinstance(field, str) and field.lower().replace("-", "_") in _SECRET_FIELDS
+    if not isinstance(field, str):
+        return False
+    known = _FIELD_VERDICTS.get(field)
+    if known is None:
+        known = field.lower().replace("-", "_") in _SECRET_FIELDS
+        if len(_FIELD_VERDICTS) < FIELD_VERDICTS_KEPT:  # bounded: nested keys can be anything
+            _FIELD_VERDICTS[field] = known
+    return known
 
 
 def redact_secrets(
@@ -134,7 +159,7 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     return redactor

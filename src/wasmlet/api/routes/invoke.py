@@ -1,9 +1,10 @@
 """Synchronous invocation: the spec's route and the Supabase-compatible one.
 
-The hot path is served by plain Starlette routes, mounted before the FastAPI ones:
-FastAPI's per-request machinery cost about as much as the whole handler. `router`
-holds the same operations for the OpenAPI schema; they are never matched first, but
-answer the same way if they were.
+The hot path is served by `api.invoke_door.WasmletApp`, before FastAPI and its
+middleware. Requests it leaves to FastAPI (a reserved name's 405 or 404) reach plain
+Starlette routes (`FAST_*`), mounted before the FastAPI ones. `router` holds the same
+operations for the OpenAPI schema; they are never matched first, but answer the same
+way if they were.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _docs(method: str) -> dict[str, Any]:
 @router.api_route("/functions/v1/invoke/{name}", responses=_INVOKE_RESPONSES, **_docs("POST"))
 async def invoke(request: Request, name: str) -> Response:
     """Invoke a function; the body is its stdin, its stdout is the response."""
-    return await _invoke(request, name, "/")
+    return await invoke_function(request, name, "/")
 
 
 async def invoke_supabase(request: Request, name: str) -> Response:
@@ -95,12 +96,12 @@ async def invoke_supabase(request: Request, name: str) -> Response:
 
     A 405 answers a path that belongs to a management route with another method.
     """
-    return await _invoke(request, name, "/")
+    return await invoke_function(request, name, "/")
 
 
 async def invoke_supabase_subpath(request: Request, name: str, subpath: str) -> Response:
     """The same, with a path after the function's name (the guest sees it)."""
-    return await _invoke(request, name, "/" + subpath)
+    return await invoke_function(request, name, "/" + subpath)
 
 
 for _method in ALL_METHODS:
@@ -119,7 +120,7 @@ for _method in ALL_METHODS:
 
 async def _fast_invoke(request: Request) -> Response:
     params = request.path_params
-    return await _invoke(request, params["name"], "/" + params.get("subpath", ""))
+    return await invoke_function(request, params["name"], "/" + params.get("subpath", ""))
 
 
 FAST_INVOKE_ROUTE = Route("/functions/v1/invoke/{name}", _fast_invoke, methods=["POST"])
@@ -129,7 +130,8 @@ FAST_SUPABASE_ROUTES = [
 ]
 
 
-async def _invoke(request: Request, name: str, path: str) -> Response:
+async def invoke_function(request: Request, name: str, path: str) -> Response:
+    """One invocation from its request: the response, or the `FunctionError` raised."""
     if name in RESERVED_NAMES:
         _refuse_reserved(request, name)
     services = services_of(request)
@@ -163,7 +165,7 @@ async def _invoke(request: Request, name: str, path: str) -> Response:
             request_id=request_id_of(request.scope),
             method=request.method,
             path=path,
-            query=request.url.query,
+            query=request.scope["query_string"].decode(),
             headers=headers,
             user_id=identity.user_id,
         )
@@ -195,6 +197,8 @@ def _wants_async(request: Request) -> bool:
     prefer = request.headers.get("prefer", "")
     if any(part.strip().lower() == "respond-async" for part in prefer.split(",")):
         return True
+    if not request.scope["query_string"]:
+        return False
     return request.query_params.get("async", "").lower() in ("1", "true", "yes")
 
 
