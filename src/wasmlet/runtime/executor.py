@@ -7,7 +7,6 @@ thread. `run` never raises for anything the guest does; it classifies the result
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import signal
@@ -31,7 +30,7 @@ from wasmlet.runtime.host import (
 )
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
-from wasmlet.runtime.restore import RESTORE_SUFFIX, RestoreState, decode_state
+from wasmlet.runtime.restore import RESTORE_SUFFIX, RestoreState, apply_state, decode_state
 from wasmlet.runtime.wasmtime_compat import (
     call_nullary,
     export,
@@ -165,7 +164,7 @@ class Executor:
         try:
             instance = loaded.pre.instantiate(store)
             if loaded.state is not None:
-                _restore(store, instance, loaded.state)
+                apply_state(store, instance, loaded.state)
             start = export(store, instance, "_start")
             assert isinstance(start, wasmtime.Func)
             call_nullary(store, start)
@@ -206,25 +205,6 @@ class Executor:
             last_host_call_failed=state.last_host_call_failed,
             host_call=state.host_call,
         )
-
-
-def _restore(store: wasmtime.Store, instance: wasmtime.Instance, state: RestoreState) -> None:
-    """Make a skeleton's fresh instance the snapshot's: memory size, data, globals."""
-    memory = export(store, instance, "memory")
-    assert isinstance(memory, wasmtime.Memory)
-    missing = state.pages - memory.size(store)
-    if missing > 0:
-        memory.grow(store, missing)
-    if memory.data_len(store) < state.pages * WASM_PAGE:
-        raise RuntimeError("the memory could not be grown to the snapshot's size")
-    base = memory.data_ptr(store)
-    for offset, data in state.chunks:
-        ctypes.memmove(ctypes.addressof(base.contents) + offset, data, len(data))
-    for item in state.globals:
-        found = export(store, instance, item.export)
-        assert isinstance(found, wasmtime.Global)
-        make = wasmtime.Val.i32 if item.valtype == "i32" else wasmtime.Val.i64
-        found.set_value(store, make(item.value))
 
 
 def _growth_refused(instance: wasmtime.Instance | None, store: wasmtime.Store) -> bool:

@@ -25,8 +25,11 @@ module is compiled whole, as before.
 
 from __future__ import annotations
 
+import ctypes
 import json
 from dataclasses import dataclass
+
+import wasmtime
 
 from wasmlet.runtime.wasmbin import (
     CUSTOM,
@@ -52,6 +55,7 @@ from wasmlet.runtime.wasmbin import (
     imports,
     sections,
 )
+from wasmlet.runtime.wasmtime_compat import export as _export
 
 MARKER_SECTION = "wasmlet.snapshot"
 RESTORE_SUFFIX = ".restore"  # a restore artifact's file name: <content key>.restore
@@ -295,3 +299,23 @@ def decode_state(artifact: bytes) -> tuple[str, RestoreState]:
         for name, valtype, value in header["globals"]
     )
     return str(header["base"]), RestoreState(int(header["pages"]), restored, tuple(chunks))
+
+
+def apply_state(store: wasmtime.Store, instance: wasmtime.Instance, state: RestoreState) -> None:
+    """Make a fresh instance of a skeleton the snapshot's: memory size, data, globals
+    (before anything runs in it: its memory is all zeros)."""
+    memory = _export(store, instance, "memory")
+    assert isinstance(memory, wasmtime.Memory)
+    missing = state.pages - memory.size(store)
+    if missing > 0:
+        memory.grow(store, missing)
+    if memory.data_len(store) < state.pages * PAGE:
+        raise RuntimeError("the memory could not be grown to the snapshot's size")
+    base = memory.data_ptr(store)
+    for offset, data in state.chunks:
+        ctypes.memmove(ctypes.addressof(base.contents) + offset, data, len(data))
+    for item in state.globals:
+        found = _export(store, instance, item.export)
+        assert isinstance(found, wasmtime.Global)
+        make = wasmtime.Val.i32 if item.valtype == "i32" else wasmtime.Val.i64
+        found.set_value(store, make(item.value))
