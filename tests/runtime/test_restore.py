@@ -194,3 +194,18 @@ def test_the_fast_path_still_refuses_an_invalid_module(tmp_path: Path) -> None:
         broken = marked(wasm[:at] + encode_section(DATACOUNT, encode_uleb(7)) + wasm[at:])
         with pytest.raises(InvalidWasm, match="Invalid WASM binary"):
             compiler.compile(broken)
+
+
+def test_a_restart_compiles_a_restored_module_whole(tmp_path: Path) -> None:
+    """A server stopped before its background compile: the next one finishes the job."""
+    wasm = hello("again")
+    with ModuleCompiler(tmp_path) as compiler:
+        key = compiler.compile(wasm).key
+    with ModuleCompiler(tmp_path) as compiler:
+        assert compiler.is_restored(key)  # closed at once: its background child was killed
+        assert compiler.compile(wasm).path.suffix == RESTORE_SUFFIX
+        deadline = time.monotonic() + SWAP_DEADLINE_S
+        while compiler.is_restored(key):
+            assert time.monotonic() < deadline, "the whole module was never compiled"
+            time.sleep(0.2)
+        assert compiler.path_for(key).suffix == ".cwasm"

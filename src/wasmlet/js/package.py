@@ -39,7 +39,13 @@ import wasmtime
 from wasmlet.errors import InternalError, InvalidSource, InvalidTrigger
 from wasmlet.js.engine import QUICKJS_VERSION, EngineBuild, default_cache_dir, ensure_engine
 from wasmlet.js.snapshot import SNAPSHOT_GLOBAL_PREFIX, exporting_globals, snapshot
-from wasmlet.js.typescript import TRANSFORM_TIMEOUT_S, PositionMap, is_typescript, transform
+from wasmlet.js.typescript import (
+    TRANSFORM_TIMEOUT_S,
+    PositionMap,
+    close_spare,
+    is_typescript,
+    transform,
+)
 from wasmlet.runtime.host import HOST_MODULE
 from wasmlet.runtime.restore import MARKER_SECTION
 
@@ -142,6 +148,7 @@ class JavaScriptPackager:
         with self._lock:
             self._closed = True
             self._build = None
+        close_spare()
 
     def engine(self) -> EngineBuild:
         with self._lock:

@@ -136,6 +136,10 @@ class ModuleCompiler:
     def is_cached(self, key: str) -> bool:
         return self.path_for(key).is_file()
 
+    def is_restored(self, key: str) -> bool:
+        """Whether `key` runs from its restore artifact (not yet compiled whole)."""
+        return self.path_for(key).suffix == RESTORE_SUFFIX
+
     def compile(self, wasm: bytes) -> CompiledModule:
         """Validate and compile `wasm`, or find it in the cache; InvalidWasm if refused.
 
