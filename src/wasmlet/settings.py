@@ -96,6 +96,9 @@ class Settings(BaseSettings):
         default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=64
     )
     compile_queue: int = Field(8, ge=0, le=1024)
+    # A snapshot module (JavaScript, TypeScript) is deployed as the shared compiled engine
+    # plus its state, and compiled whole in the background (runtime/restore.py).
+    compile_restore_snapshots: bool = True
     # Several nodes on one PostgreSQL database (docs/operations.md, "Running several nodes").
     node_address: str | None = Field(None, max_length=255)
     node_heartbeat_s: float = Field(2.0, gt=0, le=60)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from wasmlet.errors import InvalidSource, TooManyRequests
@@ -112,3 +115,26 @@ def test_transforms_at_once_are_bounded() -> None:
         for _ in range(held):
             typescript._SLOTS.release()
     assert transform("const a: number = 1;\n", "free.ts").mode == "strip"
+
+
+def _transform_children() -> list[int]:
+    """Processes this test process started that are still TypeScript transformers."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if typescript.SCRIPT.name.encode() in cmdline:
+                found.append(int(pid))
+    return found
+
+
+def test_a_spare_transformer_waits_for_the_next_deploy_and_ends_on_close() -> None:
+    assert transform("const a: number = 1;\n", "one.ts").code.startswith("const a")
+    assert len(_transform_children()) == 1  # the spare, its transformer loaded
+    assert transform("const b: string = '';\n", "two.ts").code.startswith("const b")
+    assert len(_transform_children()) == 1
+    typescript.close_spare()
+    assert _transform_children() == []

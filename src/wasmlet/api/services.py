@@ -134,6 +134,7 @@ class Services:
                 queue=settings.compile_queue,
             ),
             keep_spare=True,
+            restore=settings.compile_restore_snapshots,
         )
         exits.callback(compiler.close)
         schedules = ScheduleBook(store, clock=time.time)

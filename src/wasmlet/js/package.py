@@ -39,8 +39,15 @@ import wasmtime
 from wasmlet.errors import InternalError, InvalidSource, InvalidTrigger
 from wasmlet.js.engine import QUICKJS_VERSION, EngineBuild, default_cache_dir, ensure_engine
 from wasmlet.js.snapshot import SNAPSHOT_GLOBAL_PREFIX, exporting_globals, snapshot
-from wasmlet.js.typescript import TRANSFORM_TIMEOUT_S, PositionMap, is_typescript, transform
+from wasmlet.js.typescript import (
+    TRANSFORM_TIMEOUT_S,
+    PositionMap,
+    close_spare,
+    is_typescript,
+    transform,
+)
 from wasmlet.runtime.host import HOST_MODULE
+from wasmlet.runtime.restore import MARKER_SECTION
 
 PRELUDE = Path(__file__).parent / "prelude.js"
 INIT_EXPORT = "wasmlet_js_init"
@@ -141,6 +148,7 @@ class JavaScriptPackager:
         with self._lock:
             self._closed = True
             self._build = None
+        close_spare()
 
     def engine(self) -> EngineBuild:
         with self._lock:
@@ -209,7 +217,12 @@ class JavaScriptPackager:
             build.path.read_bytes(),
             run.memory,
             run.globals,
-            custom=[(METADATA_SECTION, json.dumps(metadata).encode("utf-8"))],
+            custom=[
+                (METADATA_SECTION, json.dumps(metadata).encode("utf-8")),
+                # Compiled as the shared engine plus this state: a deploy in well
+                # under a second (runtime/restore.py).
+                (MARKER_SECTION, b""),
+            ],
         )
         return PackagedFunction(wasm, dict(report.get("exports", {})), run.logs, init_ms)
 

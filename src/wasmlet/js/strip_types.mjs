@@ -13,6 +13,10 @@
 // The source is only parsed and printed here, never run.
 import { stripTypeScriptTypes } from "node:module";
 
+// Load the transformer before the request arrives: a spare process (typescript.py)
+// waits here, so a deploy pays for the transform only.
+stripTypeScriptTypes("", { mode: "strip" });
+
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
 const { source, filename } = JSON.parse(Buffer.concat(chunks).toString("utf8"));

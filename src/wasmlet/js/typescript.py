@@ -17,10 +17,12 @@ source map (and the layout) map QuickJS's positions at deploy back to the .ts fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import signal
 import string
 import subprocess
 import sys
@@ -228,9 +230,46 @@ def transform(source: str, filename: str, timeout_s: float = TRANSFORM_TIMEOUT_S
 
 
 def _run_node(request: bytes, timeout_s: float) -> subprocess.CompletedProcess[bytes]:
-    """`strip_types.mjs` under its limits; TimeoutExpired past `timeout_s` (killed)."""
-    timeout_s = max(timeout_s, 0.001)
-    return subprocess.run(
+    """`strip_types.mjs` under its limits; TimeoutExpired past `timeout_s` (killed).
+
+    The spare process is used when there is one (started, transformer loaded, waiting
+    for its request), and a new spare is started for the next deploy."""
+    process = _take_node()
+    try:
+        stdout, stderr = process.communicate(request, timeout=max(timeout_s, 0.001))
+    except BaseException:
+        _kill(process)
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+class _Spare:
+    """At most one Node process started ahead of the next transform (process-wide)."""
+
+    lock = threading.Lock()
+    process: subprocess.Popen[bytes] | None = None
+
+
+def _take_node() -> subprocess.Popen[bytes]:
+    with _Spare.lock:
+        process, _Spare.process = _Spare.process, None
+        if process is not None and process.poll() is not None:
+            process = None
+        _Spare.process = _start_node()
+    return process if process is not None else _start_node()
+
+
+def close_spare() -> None:
+    """End the spare Node process (the packager is closing). One left behind anyway
+    ends when its parent does: its stdin closes and it exits."""
+    with _Spare.lock:
+        process, _Spare.process = _Spare.process, None
+    if process is not None:
+        _kill(process)
+
+
+def _start_node() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-I",
@@ -238,19 +277,28 @@ def _run_node(request: bytes, timeout_s: float) -> subprocess.CompletedProcess[b
             "-c",
             _LIMITS_SHIM,
             str(TRANSFORM_DATA_MB),
-            str(math.ceil(timeout_s) + 1),
+            str(math.ceil(TRANSFORM_TIMEOUT_S) + 1),
             str(node_binary()),
             "--no-warnings",
             f"--max-old-space-size={TRANSFORM_HEAP_MB}",
             "--disallow-code-generation-from-strings",
             str(SCRIPT),
         ],
-        input=request,
-        capture_output=True,
-        timeout=timeout_s,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={"PATH": os.defpath},
-        check=False,
+        start_new_session=True,  # its own process group: killed as one
     )
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    if process.stdin is not None:
+        process.stdin.close()
 
 
 def _syntax_message(result: dict[str, object], source: str, filename: str) -> str:

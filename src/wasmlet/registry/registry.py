@@ -371,7 +371,8 @@ class Registry:
         compiled = 0
         for row in self._store.fetch_all("active_module_keys"):
             key = row["module_key"]
-            if not self._compiler.is_cached(key):
+            # A restored module (runtime/restore.py) is compiled whole in the background.
+            if not self._compiler.is_cached(key) or self._compiler.is_restored(key):
                 module = self._store.fetch_one("get_module", key=key)
                 if module is None:
                     continue

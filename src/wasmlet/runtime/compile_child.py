@@ -21,17 +21,21 @@ import json
 import os
 import resource
 import sys
-import tempfile
 from pathlib import Path
 
 import wasmtime
 
 from wasmlet.errors import InvalidWasm
-from wasmlet.runtime.compiler import MEMORY_EXIT, WASM_MAGIC
+from wasmlet.runtime.compiler import MEMORY_EXIT, WASM_MAGIC, content_key, write_atomically
 from wasmlet.runtime.engine import describe_error, make_engine
 from wasmlet.runtime.host import HostState, define_host_functions
-from wasmlet.runtime.instrument import RESERVED_PREFIX, instrument_memory_growth
-from wasmlet.runtime.wasmbin import EXPORT, Reader, WasmBinaryError, sections
+from wasmlet.runtime.instrument import (
+    RESERVED_PREFIX,
+    check_reserved_exports,
+    instrument_memory_growth,
+)
+from wasmlet.runtime.restore import encode_state, split
+from wasmlet.runtime.wasmbin import WasmBinaryError
 
 MB = 1024 * 1024
 
@@ -49,15 +53,14 @@ def set_limits(memory_mb: int, cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def build_artifact(engine: wasmtime.Engine, wasm: bytes) -> bytes:
-    """The serialized module for `wasm`; InvalidWasm when it cannot be deployed."""
-    if not wasm.startswith(WASM_MAGIC):
-        raise InvalidWasm("Invalid WASM binary: missing the \\0asm header")
-    try:
-        wasmtime.Module.validate(engine, wasm)
-    except wasmtime.WasmtimeError as exc:
-        raise InvalidWasm(f"Invalid WASM binary: {describe_error(str(exc))}") from exc
-    _check_reserved_exports(wasm)
+def build_artifact(engine: wasmtime.Engine, wasm: bytes, *, skeleton: bool = False) -> bytes:
+    """The serialized module for `wasm`; InvalidWasm when it cannot be deployed.
+
+    A `skeleton` (`restore.split`) carries the platform's own global exports: its
+    module was checked for reserved names before it was split."""
+    _validate(engine, wasm)
+    if not skeleton:
+        check_reserved_exports(wasm)
     try:
         module = wasmtime.Module(engine, instrument_memory_growth(wasm))
     except wasmtime.WasmtimeError as exc:
@@ -69,24 +72,34 @@ def build_artifact(engine: wasmtime.Engine, wasm: bytes) -> bytes:
     return bytes(module.serialize())
 
 
-def _check_reserved_exports(wasm: bytes) -> None:
-    """Refuse exports in the platform's names (checked before instrumentation adds one)."""
+def _validate(engine: wasmtime.Engine, wasm: bytes) -> None:
+    if not wasm.startswith(WASM_MAGIC):
+        raise InvalidWasm("Invalid WASM binary: missing the \\0asm header")
     try:
-        for section in sections(wasm):
-            if section.id != EXPORT:
-                continue
-            reader = Reader(wasm, section.start, section.end)
-            for _ in range(reader.uleb()):
-                name = reader.name()
-                reader.byte()
-                reader.uleb()
-                if name.startswith(RESERVED_PREFIX):
-                    raise InvalidWasm(
-                        f"Invalid WASM binary: export {name!r} uses the platform's reserved "
-                        f"prefix {RESERVED_PREFIX!r}"
-                    )
-    except (WasmBinaryError, UnicodeDecodeError) as exc:
-        raise InvalidWasm(f"Invalid WASM binary: unreadable export section ({exc})") from exc
+        wasmtime.Module.validate(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise InvalidWasm(f"Invalid WASM binary: {describe_error(str(exc))}") from exc
+
+
+def build_restore(engine: wasmtime.Engine, wasm: bytes, output: Path) -> bytes | None:
+    """The restore artifact for snapshot module `wasm` (`restore.py`), its shared skeleton
+    compiled into `output`'s directory if it is not there yet; None when the module
+    cannot be split, or its skeleton not compiled: it is then compiled whole."""
+    _validate(engine, wasm)
+    check_reserved_exports(wasm)
+    try:
+        parts = split(wasm)
+    except WasmBinaryError:
+        return None
+    base_key = content_key(parts.skeleton)
+    base = output.with_name(f"{base_key}.cwasm")
+    if not base.is_file():
+        try:
+            artifact = build_artifact(engine, parts.skeleton, skeleton=True)
+        except InvalidWasm:
+            return None
+        write_atomically(base, artifact)
+    return encode_state(base_key, parts.state)
 
 
 def _check_imports(module: wasmtime.Module) -> None:
@@ -115,29 +128,27 @@ def _check_abi(engine: wasmtime.Engine, module: wasmtime.Module) -> None:
         raise InvalidWasm(f"Invalid WASM binary: {describe_error(str(exc))}") from exc
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str]) -> int:
     memory_mb, cpu_s = int(argv[0]), int(argv[1])
     set_limits(memory_mb, cpu_s)
+    if len(argv) > 2:
+        os.nice(int(argv[2]))  # a background compile yields the CPU to deploys and calls
     engine = make_engine()  # before the request arrives: a spare child is ready sooner
     stdin = sys.stdin.buffer
     header = json.loads(stdin.readline() or b"null")
     if not isinstance(header, dict) or not isinstance(header.get("output"), str):
         return 2  # the server went away before sending a request
     wasm = stdin.read()
+    restore_output = header.get("restore_output")
     try:
-        write_atomically(Path(header["output"]), build_artifact(engine, wasm))
-        result: dict[str, object] = {"ok": True}
+        restore = None
+        if isinstance(restore_output, str):
+            restore = build_restore(engine, wasm, Path(header["output"]))
+        if restore is not None:
+            write_atomically(Path(str(restore_output)), restore)
+        else:
+            write_atomically(Path(header["output"]), build_artifact(engine, wasm))
+        result: dict[str, object] = {"ok": True, "restored": restore is not None}
     except InvalidWasm as exc:
         result = {"ok": False, "message": exc.message}
     sys.stdout.write(json.dumps(result) + "\n")

@@ -25,13 +25,24 @@ MAX_TABLE_ELEMENTS = 1 << 20
 
 
 def make_engine() -> wasmtime.Engine:
+    config = _config()
+    _use_pooling_allocator(config)
+    return wasmtime.Engine(config)
+
+
+def make_validating_engine() -> wasmtime.Engine:
+    """An engine that accepts exactly the modules `make_engine`'s does, for validating
+    only: it reserves no instance memory (the server's own process uses it)."""
+    return wasmtime.Engine(_config())
+
+
+def _config() -> wasmtime.Config:
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"
     config.max_wasm_stack = MAX_WASM_STACK
     config.parallel_compilation = False
-    _use_pooling_allocator(config)
-    return wasmtime.Engine(config)
+    return config
 
 
 def _use_pooling_allocator(config: wasmtime.Config) -> None:

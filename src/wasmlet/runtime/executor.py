@@ -13,6 +13,7 @@ import signal
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import wasmtime
 
@@ -29,6 +30,7 @@ from wasmlet.runtime.host import (
 )
 from wasmlet.runtime.instrument import REFUSED_GROWTH_GLOBAL
 from wasmlet.runtime.outcome import Job, Outcome, OutcomeKind
+from wasmlet.runtime.restore import RESTORE_SUFFIX, RestoreState, apply_state, decode_state
 from wasmlet.runtime.wasmtime_compat import (
     call_nullary,
     export,
@@ -44,6 +46,7 @@ MODULE_CACHE_SIZE = 64
 class _Loaded:
     pre: wasmtime.InstancePre
     min_memory_bytes: int
+    state: RestoreState | None = None  # written into each instance before `_start`
 
 
 class Executor:
@@ -86,17 +89,30 @@ class Executor:
         self.close()
 
     def _load(self, key: str, path: str) -> _Loaded:
-        loaded = self._modules.get(key)
+        """The pre-linked module at `path` (a module's artifact changes once: from its
+        restore artifact to the whole module, so entries are kept by path)."""
+        loaded = self._modules.get(path)
         if loaded is not None:
-            self._modules.move_to_end(key)
+            self._modules.move_to_end(path)
             return loaded
-        module = wasmtime.Module.deserialize_file(self._engine, path)
-        min_pages = max(
-            (e.type.limits.min for e in module.exports if isinstance(e.type, wasmtime.MemoryType)),
-            default=0,
-        )
-        loaded = _Loaded(self._linker.instantiate_pre(module), min_pages * WASM_PAGE)
-        self._modules[key] = loaded
+        if path.endswith(RESTORE_SUFFIX):
+            base_key, state = decode_state(Path(path).read_bytes())
+            base = self._load(base_key, str(Path(path).with_name(f"{base_key}.cwasm")))
+            loaded = _Loaded(base.pre, state.pages * WASM_PAGE, state)
+        else:
+            module = wasmtime.Module.deserialize_file(self._engine, path)
+            min_pages = max(
+                (
+                    e.type.limits.min
+                    for e in module.exports
+                    if isinstance(e.type, wasmtime.MemoryType)
+                ),
+                default=0,
+            )
+            loaded = _Loaded(self._linker.instantiate_pre(module), min_pages * WASM_PAGE)
+            # The whole module replaces its restore artifact for good.
+            self._modules.pop(str(Path(path).with_suffix(RESTORE_SUFFIX)), None)
+        self._modules[path] = loaded
         if len(self._modules) > MODULE_CACHE_SIZE:
             self._modules.popitem(last=False)
         return loaded
@@ -147,6 +163,8 @@ class Executor:
         )
         try:
             instance = loaded.pre.instantiate(store)
+            if loaded.state is not None:
+                apply_state(store, instance, loaded.state)
             start = export(store, instance, "_start")
             assert isinstance(start, wasmtime.Func)
             call_nullary(store, start)

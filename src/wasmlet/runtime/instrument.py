@@ -69,6 +69,26 @@ class _Layout:
     memory0_64bit: bool | None = None  # None: no memory 0
 
 
+def check_reserved_exports(wasm: bytes) -> None:
+    """Refuse exports in the platform's names (checked before instrumentation adds one)."""
+    try:
+        for section in sections(wasm):
+            if section.id != EXPORT:
+                continue
+            reader = Reader(wasm, section.start, section.end)
+            for _ in range(reader.uleb()):
+                name = reader.name()
+                reader.byte()
+                reader.uleb()
+                if name.startswith(RESERVED_PREFIX):
+                    raise InvalidWasm(
+                        f"Invalid WASM binary: export {name!r} uses the platform's reserved "
+                        f"prefix {RESERVED_PREFIX!r}"
+                    )
+    except (WasmBinaryError, UnicodeDecodeError) as exc:
+        raise InvalidWasm(f"Invalid WASM binary: unreadable export section ({exc})") from exc
+
+
 def instrument_memory_growth(wasm: bytes) -> bytes:
     """Return `wasm` with every `memory.grow` on memory 0 recording a refusal."""
     try:
