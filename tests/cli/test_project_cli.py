@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.server import ServerProcess
 from wasmlet.cli.exit_codes import ExitCode
@@ -40,6 +41,7 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
+@pytest.mark.timeout(DEPLOY_TIMEOUT_S)  # about 20 CLI processes; 300 s was hit under load
 def test_init_new_deploy_invoke_rollback(  # noqa: PLR0915 (one user session, in order)
     server: ServerProcess, tmp_path: Path
 ) -> None:
