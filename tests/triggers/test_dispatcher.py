@@ -266,3 +266,34 @@ def test_a_failing_write_in_a_batch_of_ends_leaves_each_job_to_end_exactly_once(
     for job_id in ids:
         row = queue.get(job_id)
         assert row is not None and row["attempts"] == 1 and row["status"] == "done"
+
+
+def test_close_in_the_same_moment_as_a_wake_up_stops_the_dispatcher(tmp_path: Path) -> None:
+    """A wake-up and the cancel of close() land together (a run that returns as the node
+    shuts down): the loop must stop. Python 3.11's `asyncio.wait_for` returned the
+    wake-up and swallowed the cancel, and close() waited forever."""
+    store, queue = setup(tmp_path)
+    app_db = SqliteAppDatabase(tmp_path / "app.db")
+    dispatcher = Dispatcher(
+        queue, app_db, Functions(), FakeInvoker(), Metrics(),
+        readiness=Ready(), concurrency=4, poll_s=0.01, clock=time.time,
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        dispatcher.start()
+        this = asyncio.current_task()
+        assert this is not None
+        await asyncio.sleep(0.3)  # the loop is idle, waiting for a wake-up
+        # Past the bound, cancel the test itself (close() passes it on to the loop).
+        watchdog = asyncio.get_running_loop().call_later(HANG_BOUND_S, this.cancel)
+        started = time.monotonic()
+        dispatcher.wake()
+        await dispatcher.close()  # its cancel goes out before the wake-up is seen
+        watchdog.cancel()
+        waited = time.monotonic() - started
+        assert waited < HANG_BOUND_S, "close() waited for the dispatcher loop until cancelled"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app_db.close()

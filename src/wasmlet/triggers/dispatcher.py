@@ -162,7 +162,10 @@ class Dispatcher:
                 continue
             outage.succeeded()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
+                # Not `asyncio.wait_for`: on Python 3.11 a cancel that arrives as the wake-up
+                # lands is swallowed (the wake-up is returned), and close() waits forever.
+                async with asyncio.timeout(self._sleep_s):
+                    await self._wake.wait()
             except TimeoutError:  # a notification can be missed: poll
                 self._outbox_changed = self._queue_changed = True
             self._wake.clear()
