@@ -138,9 +138,12 @@ class JobQueue:
         full = {name for name, room in caps.items() if room <= 0}
         room = {name: min(n, limit) for name, n in caps.items() if n > 0}
         now = self._clock()
+        params: dict[str, Any] = {"skip": _names({*skip, *full})}
+        if room:  # the plain statement when no function is capped: it costs less
+            params["caps"] = json.dumps(room, sort_keys=True)
         rows = self._store.fetch_all(
-            "claim_jobs", node=self.node, until=now + self.lease_s, now=now, limit=limit,
-            skip=_names({*skip, *full}), caps=json.dumps(room, sort_keys=True),
+            "claim_jobs_capped" if room else "claim_jobs", node=self.node,
+            until=now + self.lease_s, now=now, limit=limit, **params,
         )  # fmt: skip
         return [
             Job(

@@ -96,6 +96,24 @@ SELECT 0 AS moved WHERE :limit < 0 AND :now < 0;
 -- name: claim_jobs
 -- One statement (atomic on its own, no transaction round trips) for up to :limit jobs.
 -- skip: a JSON array of the functions this node cannot run now (left for other nodes).
+-- Order per row: a job with an order_key waits while an earlier job of the same key
+-- (same function, same row) is queued or running.
+UPDATE jobs
+SET status = 'running', locked_by = :node, locked_until = :until,
+    attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= :now
+      AND j.function_name NOT IN (SELECT value FROM json_each(:skip))
+      AND (j.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs p WHERE p.order_key = j.order_key AND p.order_seq < j.order_seq
+            AND p.status IN ('queued', 'running')))
+    ORDER BY j.run_at, j.created_at, j.order_seq LIMIT :limit
+)
+RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;
+
+-- name: claim_jobs_capped
+-- One statement (atomic on its own, no transaction round trips) for up to :limit jobs.
+-- skip: a JSON array of the functions this node cannot run now (left for other nodes).
 -- caps: a JSON object, function name -> at most that many of its jobs (the slots it has
 -- free on this node); other functions' jobs are taken up to :limit in all.
 -- Order per row: a job with an order_key waits while an earlier job of the same key

@@ -35,6 +35,27 @@ SELECT (SELECT COUNT(*) FROM moved) AS moved;
 
 -- name: claim_jobs
 -- Two nodes never get the same row: SKIP LOCKED passes over rows another claim holds,
+-- and the UPDATE re-checks `status = 'queued'` on the row it locked. The pick is a
+-- materialized CTE: as `id IN (subquery)` the planner may run it more than once.
+WITH picked AS MATERIALIZED (
+    SELECT j.id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= :now
+      AND j.function_name NOT IN (SELECT jsonb_array_elements_text(CAST(:skip AS jsonb)))
+      AND (j.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs p WHERE p.order_key = j.order_key AND p.order_seq < j.order_seq
+            AND p.status IN ('queued', 'running')))
+    ORDER BY j.run_at, j.created_at, j.order_seq LIMIT :limit
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs
+SET status = 'running', locked_by = :node, locked_until = :until,
+    attempts = jobs.attempts + 1, updated_at = :now
+FROM picked
+WHERE jobs.id = picked.id AND jobs.status = 'queued'
+RETURNING jobs.id, jobs.function_name, jobs.trigger_kind, jobs.payload, jobs.request_meta,
+          jobs.attempts, jobs.created_at;
+
+-- name: claim_jobs_capped
+-- Two nodes never get the same row: SKIP LOCKED passes over rows another claim holds,
 -- and the UPDATE re-checks `status = 'queued'` on the row it locked. The picks are
 -- materialized CTEs: as `id IN (subquery)` the planner may run them more than once.
 -- A function in :caps (name -> free slots) gets at most that many; the others share
