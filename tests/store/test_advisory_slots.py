@@ -83,3 +83,21 @@ def test_keys_are_stable_signed_32_bit_and_per_schema() -> None:
     assert key == slot_key("wasmlet", "f")
     assert -(2**31) <= key < 2**31
     assert key != slot_key("other", "f") and key != slot_key("wasmlet", "g")
+
+
+def test_a_slot_released_a_moment_ago_is_taken_again_not_refused() -> None:
+    """A call ends and the next starts at once (a claimed job, a queued request): its
+    unlock is still on the wire. The next call waits for it instead of a 429."""
+
+    async def scenario() -> None:
+        slots = AdvisorySlots(ADMIN_URL, schema=f"slots_{uuid.uuid4().hex}")
+        try:
+            for _ in range(20):
+                slot = await slots.acquire("f", 1)
+                assert slot is not None
+                slot.release()  # the unlock goes out in the background
+            assert slots.held("f") == 1  # the last one, unlocking
+        finally:
+            await slots.aclose()
+
+    asyncio.run(scenario())

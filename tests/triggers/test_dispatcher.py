@@ -24,9 +24,10 @@ from wasmlet.triggers.queue import JobQueue, JobStatus, NewJob
 HANG_BOUND_S = 20.0  # against a hang only; each wait below needs a fraction of a second
 
 
-def record_of(name: str) -> FunctionRecord:
+def record_of(name: str, max_concurrency: int | None = None) -> FunctionRecord:
     return FunctionRecord(
-        name=name, version=1, enabled=True, config=FunctionConfig(), triggers=[],
+        name=name, version=1, enabled=True, triggers=[],
+        config=FunctionConfig(max_concurrency=max_concurrency),
         module_key="k", created_at=0.0, updated_at=0.0,
     )  # fmt: skip
 
@@ -34,12 +35,13 @@ def record_of(name: str) -> FunctionRecord:
 class Functions:
     def __init__(self) -> None:
         self.failures = 0  # the next lookups that fail, as a registry read in an outage does
+        self.limits: dict[str, int] = {}  # max_concurrency per function
 
     def find(self, name: str) -> FunctionRecord | None:
         if self.failures > 0:
             self.failures -= 1
             raise DbUnavailable("Database unavailable: connection refused (fake)")
-        return record_of(name)
+        return record_of(name, self.limits.get(name))
 
     async def lookup(self, name: str) -> FunctionRecord | None:
         return await asyncio.to_thread(self.find, name)
@@ -266,3 +268,61 @@ def test_a_failing_write_in_a_batch_of_ends_leaves_each_job_to_end_exactly_once(
     for job_id in ids:
         row = queue.get(job_id)
         assert row is not None and row["attempts"] == 1 and row["status"] == "done"
+
+
+def test_close_in_the_same_moment_as_a_wake_up_stops_the_dispatcher(tmp_path: Path) -> None:
+    """A wake-up and the cancel of close() land together (a run that returns as the node
+    shuts down): the loop must stop. Python 3.11's `asyncio.wait_for` returned the
+    wake-up and swallowed the cancel, and close() waited forever."""
+    _store, queue = setup(tmp_path)
+    app_db = SqliteAppDatabase(tmp_path / "app.db")
+    dispatcher = Dispatcher(
+        queue, app_db, Functions(), FakeInvoker(), Metrics(),
+        readiness=Ready(), concurrency=4, poll_s=0.01, clock=time.time,
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        dispatcher.start()
+        this = asyncio.current_task()
+        assert this is not None
+        await asyncio.sleep(0.3)  # the loop is idle, waiting for a wake-up
+        # Past the bound, cancel the test itself (close() passes it on to the loop).
+        watchdog = asyncio.get_running_loop().call_later(HANG_BOUND_S, this.cancel)
+        started = time.monotonic()
+        dispatcher.wake()
+        await dispatcher.close()  # its cancel goes out before the wake-up is seen
+        watchdog.cancel()
+        waited = time.monotonic() - started
+        assert waited < HANG_BOUND_S, "close() waited for the dispatcher loop until cancelled"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app_db.close()
+
+
+def test_no_more_jobs_of_a_limited_function_are_claimed_than_it_has_slots_free(
+    tmp_path: Path,
+) -> None:
+    """max_concurrency 2 on a dispatcher with room for 6: two of its jobs are claimed at a
+    time (a claimed job finding no slot would be handed back, again and again), and the
+    room left goes to the other functions."""
+    store, queue = setup(tmp_path)
+    invoker = FakeInvoker()
+    functions = Functions()
+    functions.limits["limited"] = 2
+
+    async def scenario() -> None:
+        async with running(tmp_path, store, queue, invoker, Ready(), functions, 6):
+            queue.enqueue([NewJob("first", "limited", "database", b"{}")])
+            await until(lambda: queue.status_of("first") is JobStatus.DONE, "the first run")
+            invoker.hold.clear()  # runs now last until released
+            queue.enqueue([NewJob(f"l{i}", "limited", "database", b"{}") for i in range(8)])
+            queue.enqueue([NewJob(f"o{i}", "other", "database", b"{}") for i in range(8)])
+            await until(lambda: len(invoker.calls) == 7, "the slots taken")
+            await asyncio.sleep(0.3)  # a claim past the limit would show by now
+            assert queue.counts()["running"] == 6
+            assert sorted(c for c in invoker.calls if c.startswith("l")) == ["l0", "l1"]
+            assert len(invoker.calls) == 7
+
+    asyncio.run(scenario())

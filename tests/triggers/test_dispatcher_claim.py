@@ -64,8 +64,8 @@ def test_a_claim_whose_answer_is_lost_after_commit_runs_each_job_once_after_the_
     lost: list[str] = []
     real_claim = JobQueue.claim
 
-    def claim(self: JobQueue, limit: int, skip: Any = ()) -> list[Job]:
-        jobs = real_claim(self, limit, skip)
+    def claim(self: JobQueue, limit: int, skip: Any = (), caps: Any = None) -> list[Job]:
+        jobs = real_claim(self, limit, skip, caps)
         if jobs and not lost:  # committed: leased to this node, then the answer is lost
             lost.extend(job.id for job in jobs)
             raise DbUnavailable("Database unavailable: connection lost after commit (fake)")

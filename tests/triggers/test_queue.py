@@ -264,3 +264,18 @@ def test_ends_written_in_one_batch_each_land_only_under_the_hold(
     for job in claimed:
         expected = JobStatus.RUNNING if job.id == lost.id else JobStatus.DONE
         assert queue_of(store, "a", clock).status_of(job.id) is expected
+
+
+def test_claim_takes_no_more_of_a_capped_function_than_its_free_slots(
+    store: Store, clock: Clock
+) -> None:
+    queue = queue_of(store, "a", clock)
+    queue.enqueue([NewJob(f"x{i}", "x", "database", b"{}") for i in range(10)])
+    clock.now += 1
+    queue.enqueue([NewJob(f"y{i}", "y", "database", b"{}") for i in range(3)])
+    claimed = queue.claim(8, caps={"x": 2})
+    # x's two oldest, then the other functions' jobs; not x's third although it is older.
+    assert sorted(job.id for job in claimed) == ["x0", "x1", "y0", "y1", "y2"]
+    assert queue.claim(8, caps={"x": 0}) == []  # x full: none of its jobs
+    assert [job.id for job in queue.claim(8, caps={"x": 1})] == ["x2"]
+    assert len(queue.claim(8)) == 7  # no cap: the rest, up to the limit

@@ -75,6 +75,7 @@ class AdvisorySlots:
         self._acquiring = asyncio.Lock()
         self._paused_until = 0.0
         self._unlocks: set[asyncio.Task[None]] = set()
+        self._unlocking: dict[str, set[asyncio.Task[None]]] = {}  # per function
         self.round_trips = 0  # statements sent for slots (the cost, for bench/)
         self._log = get_logger("cluster_slots")
 
@@ -86,6 +87,14 @@ class AdvisorySlots:
             conn = await self._connection()  # a new connection starts with nothing held
             held = self._held.setdefault(function, set())
             free = [index for index in range(limit) if index not in held]
+            pending = self._unlocking.get(function)
+            if not free and pending:
+                # A call of this node has just ended: its slot is free once its unlock
+                # lands (one round trip, queued already), so wait for that, not refuse.
+                await asyncio.wait(set(pending))
+                conn = await self._connection()
+                held = self._held.setdefault(function, set())
+                free = [index for index in range(limit) if index not in held]
             if not free:
                 return None
             key = self._keys.get(function)
@@ -105,7 +114,16 @@ class AdvisorySlots:
     def _release_soon(self, slot: AdvisorySlot) -> None:
         task = asyncio.get_running_loop().create_task(self._unlock(slot))
         self._unlocks.add(task)
-        task.add_done_callback(self._unlocks.discard)
+        pending = self._unlocking.setdefault(slot.function, set())
+        pending.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._unlocks.discard(task)
+            pending.discard(task)
+            if not pending and self._unlocking.get(slot.function) is pending:
+                del self._unlocking[slot.function]
+
+        task.add_done_callback(done)
 
     async def _unlock(self, slot: AdvisorySlot) -> None:
         if slot.generation != self._generation or self._conn is None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -103,6 +104,8 @@ class Dispatcher:
         self._sleep_s = IDLE_POLL_S
         self._running: set[asyncio.Task[None]] = set()
         self._in_run = 0  # deliveries claimed and not yet past their run: the slots taken
+        self._in_run_of: Counter[str] = Counter()  # the same, per function
+        self._limits: dict[str, int] = {}  # max_concurrency of the functions seen with one
         self._held: set[str] = set()  # ids of the jobs this node runs: their leases are renewed
         self._settling: set[asyncio.Task[bool]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,7 +165,10 @@ class Dispatcher:
                 continue
             outage.succeeded()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s)
+                # Not `asyncio.wait_for`: on Python 3.11 a cancel that arrives as the wake-up
+                # lands is swallowed (the wake-up is returned), and close() waits forever.
+                async with asyncio.timeout(self._sleep_s):
+                    await self._wake.wait()
             except TimeoutError:  # a notification can be missed: poll
                 self._outbox_changed = self._queue_changed = True
             self._wake.clear()
@@ -179,8 +185,9 @@ class Dispatcher:
                 self._outbox_changed = True  # more waiting
             if moved:
                 self._queue_changed = True
-        skip = frozenset(self._readiness.not_ready())
-        if skip != self._skipped:  # a breaker closed, a module loads again...
+        caps = self._caps()
+        skip = frozenset({*self._readiness.not_ready(), *(n for n, r in caps.items() if r <= 0)})
+        if skip != self._skipped:  # a breaker closed, a module loads again, a slot freed...
             self._skipped = skip
             self._queue_changed = True
         changed, self._queue_changed = self._queue_changed, False
@@ -191,15 +198,18 @@ class Dispatcher:
             if free <= 0:
                 self._queue_changed = True  # not looked at all: look once a slot is free
                 break
-            jobs = await asyncio.to_thread(self._queue.claim, free, skip)
+            jobs = await asyncio.to_thread(self._queue.claim, free, skip, caps)
             claimed += len(jobs)
             for job in jobs:
                 self._held.add(job.id)
                 self._in_run += 1
+                self._in_run_of[job.function_name] += 1
                 task = asyncio.create_task(self._deliver(job))
                 self._running.add(task)
                 task.add_done_callback(self._done)
             drained = len(jobs) < free
+            if not drained:
+                caps = self._caps()
         if moved:
             self._wake.set()
         if self._free() <= 0 or claimed:
@@ -217,8 +227,19 @@ class Dispatcher:
         held_room = self._concurrency * HELD_PER_SLOT - len(self._held)
         return min(self._concurrency - self._in_run, held_room)
 
-    def _run_returned(self) -> None:
+    def _caps(self) -> dict[str, int]:
+        """Free slots of each function with a `max_concurrency` (as far as this node's own
+        deliveries go): the claim takes no more of its jobs than it can start."""
+        return {name: limit - self._in_run_of[name] for name, limit in self._limits.items()}
+
+    def _run_returned(self, job: Job) -> None:
         self._in_run -= 1
+        name = job.function_name
+        self._in_run_of[name] -= 1
+        if self._in_run_of[name] <= 0:
+            del self._in_run_of[name]
+        if name in self._limits:
+            self._queue_changed = True  # one of its slots is free: claim for it again
         self._wake.set()
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -232,7 +253,7 @@ class Dispatcher:
             try:
                 ending = await self._attempt(job)
             finally:
-                self._run_returned()  # the slot is free; the end is written meanwhile
+                self._run_returned(job)  # the slot is free; the end is written meanwhile
         except asyncio.CancelledError:  # shutting down mid-run: back to the queue at once
             await self._finish(job, Released(0.0))
             raise
@@ -246,6 +267,7 @@ class Dispatcher:
 
     async def _attempt(self, job: Job) -> Ending:
         record = await self._registry.lookup(job.function_name)
+        self._learn_limit(job.function_name, record)
         if record is None or not record.enabled:
             missing = FunctionNotFound(f"Function not found or disabled: {job.function_name}")
             return _buried(job, DeadReason.NON_RETRIABLE, missing, None)
@@ -288,6 +310,14 @@ class Dispatcher:
             status=result.status, duration_ms=round(result.duration_ms, 3), error=None,
         )  # fmt: skip
         return Completed(record.version, result.status, result.body[:MAX_RESULT_BYTES])
+
+    def _learn_limit(self, name: str, record: FunctionRecord | None) -> None:
+        limit = record.config.max_concurrency if record is not None else None
+        if limit is None:
+            self._limits.pop(name, None)
+        elif self._limits.get(name) != limit:
+            self._limits[name] = limit
+            self._queue_changed = True
 
     def _failed(self, job: Job, record: FunctionRecord, exc: FunctionError) -> Ending:
         decision = decide(record.config.retry, job.attempts, exc, self._rng)

@@ -14,7 +14,7 @@ while no other node has claimed it since; each says whether it landed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -127,14 +127,23 @@ class JobQueue:
         row = self._store.fetch_one("relay_outbox", limit=limit, now=now)
         return int(row["moved"]) if row else 0
 
-    def claim(self, limit: int, skip: Collection[str] = ()) -> list[Job]:
-        """Due jobs, leased to this node; none of the functions in `skip`."""
+    def claim(
+        self, limit: int, skip: Collection[str] = (), caps: Mapping[str, int] | None = None
+    ) -> list[Job]:
+        """Due jobs, up to `limit`, leased to this node; none of the functions in `skip`,
+        and at most `caps[name]` of a function named in `caps` (its free slots)."""
         if limit <= 0:
             return []
+        caps = caps or {}
+        full = {name for name, room in caps.items() if room <= 0}
+        room = {name: min(n, limit) for name, n in caps.items() if n > 0}
         now = self._clock()
+        params: dict[str, Any] = {"skip": _names({*skip, *full})}
+        if room:  # the plain statement when no function is capped: it costs less
+            params["caps"] = json.dumps(room, sort_keys=True)
         rows = self._store.fetch_all(
-            "claim_jobs", node=self.node, until=now + self.lease_s, now=now, limit=limit,
-            skip=_names(skip),
+            "claim_jobs_capped" if room else "claim_jobs", node=self.node,
+            until=now + self.lease_s, now=now, limit=limit, **params,
         )  # fmt: skip
         return [
             Job(

@@ -111,6 +111,43 @@ WHERE id IN (
 )
 RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;
 
+-- name: claim_jobs_capped
+-- One statement (atomic on its own, no transaction round trips) for up to :limit jobs.
+-- skip: a JSON array of the functions this node cannot run now (left for other nodes).
+-- caps: a JSON object, function name -> at most that many of its jobs (the slots it has
+-- free on this node); other functions' jobs are taken up to :limit in all.
+-- Order per row: a job with an order_key waits while an earlier job of the same key
+-- (same function, same row) is queued or running.
+UPDATE jobs
+SET status = 'running', locked_by = :node, locked_until = :until,
+    attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, run_at, created_at, order_seq FROM (
+            SELECT j.id, j.run_at, j.created_at, j.order_seq FROM jobs j
+            WHERE j.status = 'queued' AND j.run_at <= :now
+              AND j.function_name NOT IN (SELECT value FROM json_each(:skip))
+              AND j.function_name NOT IN (SELECT key FROM json_each(:caps))
+              AND (j.order_key IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM jobs p WHERE p.order_key = j.order_key
+                    AND p.order_seq < j.order_seq AND p.status IN ('queued', 'running')))
+            ORDER BY j.run_at, j.created_at, j.order_seq LIMIT :limit
+        )
+        UNION ALL
+        SELECT id, run_at, created_at, order_seq FROM (
+            SELECT j.id, j.run_at, j.created_at, j.order_seq, c.value AS room,
+                   row_number() OVER (PARTITION BY j.function_name
+                                      ORDER BY j.run_at, j.created_at, j.order_seq) AS n
+            FROM jobs j JOIN json_each(:caps) c ON c.key = j.function_name
+            WHERE j.status = 'queued' AND j.run_at <= :now
+              AND (j.order_key IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM jobs p WHERE p.order_key = j.order_key
+                    AND p.order_seq < j.order_seq AND p.status IN ('queued', 'running')))
+        ) WHERE n <= room
+    ) ORDER BY run_at, created_at, order_seq LIMIT :limit
+)
+RETURNING id, function_name, trigger_kind, payload, request_meta, attempts, created_at;
+
 -- name: complete_job
 -- How an attempt ended lands while this node holds the job, or late (its lease expired
 -- in a database outage) while no other node has claimed it since: same attempt count.

@@ -54,6 +54,46 @@ WHERE jobs.id = picked.id AND jobs.status = 'queued'
 RETURNING jobs.id, jobs.function_name, jobs.trigger_kind, jobs.payload, jobs.request_meta,
           jobs.attempts, jobs.created_at;
 
+-- name: claim_jobs_capped
+-- Two nodes never get the same row: SKIP LOCKED passes over rows another claim holds,
+-- and the UPDATE re-checks `status = 'queued'` on the row it locked. The picks are
+-- materialized CTEs: as `id IN (subquery)` the planner may run them more than once.
+-- A function in :caps (name -> free slots) gets at most that many; the others share
+-- :limit. Rows locked by a pick and not taken are free again when the statement ends.
+WITH free AS MATERIALIZED (
+    SELECT j.id, j.run_at, j.created_at, j.order_seq FROM jobs j
+    WHERE j.status = 'queued' AND j.run_at <= :now
+      AND j.function_name NOT IN (SELECT jsonb_array_elements_text(CAST(:skip AS jsonb)))
+      AND j.function_name NOT IN (SELECT jsonb_object_keys(CAST(:caps AS jsonb)))
+      AND (j.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs p WHERE p.order_key = j.order_key AND p.order_seq < j.order_seq
+            AND p.status IN ('queued', 'running')))
+    ORDER BY j.run_at, j.created_at, j.order_seq LIMIT :limit
+    FOR UPDATE OF j SKIP LOCKED
+), capped AS MATERIALIZED (
+    SELECT l.id, l.run_at, l.created_at, l.order_seq
+    FROM jsonb_each_text(CAST(:caps AS jsonb)) AS c(name, room)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.run_at, j.created_at, j.order_seq FROM jobs j
+        WHERE j.function_name = c.name AND j.status = 'queued' AND j.run_at <= :now
+          AND (j.order_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM jobs p WHERE p.order_key = j.order_key
+                AND p.order_seq < j.order_seq AND p.status IN ('queued', 'running')))
+        ORDER BY j.run_at, j.created_at, j.order_seq LIMIT CAST(c.room AS integer)
+        FOR UPDATE OF j SKIP LOCKED
+    ) AS l
+), picked AS MATERIALIZED (
+    SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM capped) AS u
+    ORDER BY run_at, created_at, order_seq LIMIT :limit
+)
+UPDATE jobs
+SET status = 'running', locked_by = :node, locked_until = :until,
+    attempts = jobs.attempts + 1, updated_at = :now
+FROM picked
+WHERE jobs.id = picked.id AND jobs.status = 'queued'
+RETURNING jobs.id, jobs.function_name, jobs.trigger_kind, jobs.payload, jobs.request_meta,
+          jobs.attempts, jobs.created_at;
+
 -- name: next_due_claimable
 SELECT MIN(j.run_at) AS run_at FROM jobs j
 WHERE j.status = 'queued'
