@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.postgres import ADMIN_URL
 from tests.support.server import ServerProcess, running_server
+from tests.support.tls_context import share_default_context
 from wasmlet.store.base import Store
 from wasmlet.store.postgres import PostgresStore
 from wasmlet.store.sqlite import SqliteStore
@@ -23,6 +24,10 @@ SESSION_SERVER_ENV = {
 }
 
 _names = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    share_default_context()  # every httpx request of the tests: no CA bundle parsed again
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,6 @@ def test_invocation_errors_carry_the_logs_command(server: ServerProcess, fname: 
     )
     assert management.status_code == 404
     assert "hint" not in management.json()["error"]
-    schema = httpx.get(f"{server.url}/openapi.json").json()
+    schema = httpx.get(f"{server.url}/openapi.json", timeout=60).json()
     detail = schema["components"]["schemas"]["ErrorDetail"]["properties"]
     assert "hint" in detail

@@ -61,7 +61,7 @@ def test_schemathesis_finds_no_server_error_and_no_nonconformance(
 
 def test_schema_documents_errors_not_422(start_server: ServerFactory) -> None:
     with start_server() as server:
-        schema = httpx.get(server.url + "/openapi.json").json()
+        schema = httpx.get(server.url + "/openapi.json", timeout=60).json()
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     for path, item in schema["paths"].items():

@@ -31,7 +31,7 @@ def test_metrics_exposition_has_the_spec_names(server: ServerProcess) -> None:
 
 
 def test_openapi_schema_lists_the_routes(server: ServerProcess) -> None:
-    schema = httpx.get(server.url + "/openapi.json").json()
+    schema = httpx.get(server.url + "/openapi.json", timeout=60).json()
     paths = schema["paths"]
     for path in (
         "/functions/v1/deploy", "/functions/v1/invoke/{name}", "/functions/v1/{name}",

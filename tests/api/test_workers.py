@@ -111,7 +111,9 @@ def test_worker_stuck_in_a_host_call_is_killed_and_replaced(
 def test_stopped_worker_is_killed_after_timeout_and_grace(
     server: ServerProcess, fname: str
 ) -> None:
-    server.deploy(fname, wat("infinite_loop"), {"timeout_ms": 1000})
+    # 3 s: on a loaded machine (parallel test processes) the spinning worker must get
+    # its 0.2 s of CPU for `busy_worker` before the timeout ends the spin.
+    server.deploy(fname, wat("infinite_loop"), {"timeout_ms": 3000})
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(server.invoke, fname)
         victim = busy_worker(server)

@@ -8,12 +8,15 @@ flag set costs zig ~20 s to build wasi-libc, a cached one costs a file read.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -69,6 +72,25 @@ def build_c(name_or_path: str | Path) -> bytes:
     if target.is_file():
         return target.read_bytes()
     target.parent.mkdir(parents=True, exist_ok=True)
+    # One build of a target at a time across processes (parallel test workers): the
+    # others wait for it and read its result instead of running zig again.
+    with _locked(target.with_suffix(".lock")):
+        if not target.is_file():
+            _compile(command, source, target)
+    return target.read_bytes()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _compile(command: list[str], source: Path, target: Path) -> None:
     # Build next to the target and rename, so parallel test runs never see half a file.
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".wasm")
     os.close(fd)
@@ -93,7 +115,6 @@ def build_c(name_or_path: str | Path) -> bytes:
         os.replace(partial, target)
     finally:
         Path(partial).unlink(missing_ok=True)
-    return target.read_bytes()
 
 
 def _c_source(name_or_path: str | Path) -> Path:

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.support import zygote
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -25,49 +27,90 @@ def free_port() -> int:
         return port
 
 
+PORT_ATTEMPTS = 3
+READY = "wasmlet ready on "
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another process took it first."""
+
+
 @dataclass
 class ServerProcess:
     data_dir: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | zygote.ForkedProcess | None = None
     lines: list[str] = field(default_factory=list)
     service_key: str = ""
     anon_key: str = ""
     _reader: threading.Thread | None = None
+    _parsed: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _parsed_lines: int = 0
+    _parse_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 90) -> None:
+        """Start and wait until ready; a port taken meanwhile (by a parallel test run,
+        between `free_port` and the server's bind) is retried on a new port."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start_once(timeout_s)
+            except PortTaken:
+                self.stop()
+                self.port = free_port()
+        return self._start_once(timeout_s)
+
+    def _start_once(self, timeout_s: float) -> None:
         env = {**os.environ, **self.env}
         env.pop("WASMLET_CONFIG_FILE", None)
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "wasmlet.cli.main", "serve",
-                "--data-dir", str(self.data_dir), "--port", str(self.port),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )  # fmt: skip
+        first_line = len(self.lines)  # a restart keeps the lines of the runs before
+        argv = [
+            sys.executable, "-m", "wasmlet.cli.main", "serve",
+            "--data-dir", str(self.data_dir), "--port", str(self.port),
+        ]  # fmt: skip
+        if zygote.usable(env):  # the same command, forked from a process that imported it
+            self.process = zygote.fork_server(argv, env)
+        else:
+            self.process = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        # "wasmlet ready on ..." is printed once the socket is bound and the app started:
+        # read from this process's own output, it cannot come from another server that
+        # took the port (a /health poll could), and it needs no polling over HTTP.
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while not any(line.startswith(READY) for line in self.lines[first_line:]):
             if self.process.poll() is not None:
-                raise RuntimeError("server exited:\n" + "\n".join(self.lines[-30:]))
+                self._reader.join(5)
+                output = "\n".join(self.lines[first_line:][-30:])
+                if "address already in use" in output.lower():
+                    del self.lines[first_line:]
+                    raise PortTaken(output)
+                raise RuntimeError("server exited:\n" + output)
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not become ready:\n" + "\n".join(self.lines[-30:]))
+            time.sleep(0.01)
+        while True:  # ready, and then healthy (the scheduler has ticked, ...)
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                health = httpx.get(self.url + "/health", timeout=5)
+                if health.status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            time.sleep(0.05)
-        else:
-            self.stop()
-            raise RuntimeError("server did not become healthy:\n" + "\n".join(self.lines[-30:]))
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not become healthy:\n" + "\n".join(self.lines[-30:]))
+            time.sleep(0.02)
         keys_file = self.data_dir / "keys.json"  # absent when both keys are given
         keys = json.loads(keys_file.read_text()) if keys_file.exists() else {}
         self.service_key = self.env.get("WASMLET_SERVICE_KEY") or keys["service_key"]
@@ -94,14 +137,22 @@ class ServerProcess:
             self.process.stdout.close()
 
     def json_logs(self) -> list[dict[str, Any]]:
-        parsed = []
-        for line in list(self.lines):
-            if line.startswith("{"):
-                try:
-                    parsed.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return parsed
+        """The JSON log lines so far, parsed; each line is parsed once (servers shared by a
+        module or the session log thousands, and `wait_for_log` asks many times)."""
+        with self._parse_lock:
+            if len(self.lines) < self._parsed_lines:  # lines were dropped: parse again
+                self._parsed, self._parsed_lines = [], 0
+            end = len(self.lines)
+            for line in self.lines[self._parsed_lines : end]:
+                if line.startswith("{"):
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(entry, dict):
+                        self._parsed.append(entry)
+            self._parsed_lines = end
+            return list(self._parsed)
 
     def wait_for_log(self, timeout_s: float = 30, **match: Any) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s

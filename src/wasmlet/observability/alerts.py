@@ -40,6 +40,7 @@ from wasmlet.observability.alert_rules import (
     Subject,
 )
 from wasmlet.observability.cluster_view import ClusterState, ClusterView
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 from wasmlet.telemetry.metrics import Metrics
 
@@ -220,9 +221,7 @@ class AlertEvaluator:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

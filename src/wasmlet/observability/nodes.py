@@ -17,6 +17,7 @@ from typing import Any
 
 from wasmlet.errors import DbUnavailable
 from wasmlet.store.base import Store
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 
 STALE_AFTER_BEATS = 3
@@ -93,10 +94,8 @@ class NodeHeartbeat:
             self._failing = False
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         with contextlib.suppress(DbUnavailable):  # else the row goes stale, then is forgotten
             await asyncio.to_thread(self._store.execute, "delete_node", node=self.identity.id)
 

@@ -11,13 +11,13 @@ one-second TTL covers the rest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from wasmlet.errors import FunctionError
 from wasmlet.registry.modules import LocalModules
 from wasmlet.registry.names import NAME_PATTERN
 from wasmlet.registry.registry import Registry
 from wasmlet.store.listen import listen_forever
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 
 MAX_PENDING = 1024
@@ -39,11 +39,7 @@ class RegistryListener:
         self._tasks.append(asyncio.create_task(self._prepare(), name="registry-prepare"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
 
     def heard(self, name: str) -> None:
         """`name` changed on some node: forget it now, prepare its new version soon."""

@@ -32,6 +32,7 @@ from wasmlet.registry.models import BreakerConfig
 from wasmlet.reliability.breaker import BreakerPolicy, BreakerState
 from wasmlet.reliability.breakers import STATE_VALUE, log_transition, policy_for
 from wasmlet.store.base import Row, Store
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 from wasmlet.telemetry.metrics import Metrics
 
@@ -269,10 +270,8 @@ class SharedBreakers:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="breaker-sync")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         await self.sync()  # the last counts and probe verdicts, if the database is there
 
     async def _run(self) -> None:

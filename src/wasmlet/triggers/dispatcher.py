@@ -17,7 +17,6 @@ changed, and the next due time only when there was nothing to claim.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections import Counter
@@ -38,6 +37,7 @@ from wasmlet.errors import (
 from wasmlet.invocation.invoker import InvocationRequest, InvocationResult
 from wasmlet.registry.models import FunctionRecord
 from wasmlet.store.listen import listen_forever
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.database import relay_outbox
@@ -127,11 +127,7 @@ class Dispatcher:
             self._tasks.append(asyncio.create_task(self._watch_sqlite(), name="dispatcher-watch"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         if self._running:
             await asyncio.wait(self._running, timeout=5)
         if self._ends is not None:

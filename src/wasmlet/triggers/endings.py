@@ -15,11 +15,11 @@ of them, and each is then written on its own by `settle`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from wasmlet.backoff import Backoff, Streak
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.triggers.queue import DeadReason, Job, JobQueue
 
 SETTLE_FIRST_DELAY_S = 0.1
@@ -146,12 +146,7 @@ class EndWriter:
 
     async def close(self) -> None:
         """After the deliveries ended: ends still waiting are left to their leases."""
-        tasks = [t for t in (self._task, *self._alone) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._task, *self._alone)
         for waiting in [*self._writing, *self._waiting]:
             waiting.landed.cancel()
         self._waiting.clear()

@@ -5,10 +5,10 @@ the same moment skip each other's rows). Dead letters stay until purged or retri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 from wasmlet.triggers.queue import JobQueue
 
@@ -47,10 +47,7 @@ class JobPruner:
         self._task = asyncio.create_task(self._run(), name="job-retention")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

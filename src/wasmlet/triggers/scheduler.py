@@ -13,7 +13,6 @@ when a tick raises it logs, counts, backs off and goes on, without a server rest
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 from wasmlet.backoff import Backoff, Streak
 from wasmlet.store.base import Store
+from wasmlet.tasks import cancel_and_wait
 from wasmlet.telemetry.logs import get_logger
 from wasmlet.telemetry.metrics import Metrics
 from wasmlet.triggers.queue import JobQueue, NewJob
@@ -172,10 +172,7 @@ class SchedulerSupervisor:
         self._task = asyncio.create_task(self.run(), name="scheduler")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def run(self, ticks: int | None = None) -> None:
         """Tick forever (or `ticks` times, for tests)."""
