@@ -73,8 +73,15 @@ def test_two_claimers_never_get_the_same_job(connect: Callable[[], Store]) -> No
     a.enqueue([NewJob(f"e{i}", "f", "database", b"{}") for i in range(JOBS)])
     got: dict[str, list[str]] = {"a": [], "b": []}
     deadline = time.monotonic() + BOUND_S
+    # Both first claims start together and both end before either goes on, so both
+    # claimers take part however the threads are scheduled on a loaded machine (one of
+    # them could otherwise drain the queue alone).
+    together = threading.Barrier(2, timeout=BOUND_S)
 
     def claimer(queue: JobQueue) -> None:
+        together.wait()
+        got[queue.node] += [job.id for job in queue.claim(CLAIM)]
+        together.wait()
         while time.monotonic() < deadline:
             jobs = queue.claim(CLAIM)
             if not jobs and not queue.counts().get("queued"):
