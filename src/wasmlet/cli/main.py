@@ -26,6 +26,7 @@ from wasmlet.cli.profile import (
     resolve,
     write_profile,
 )
+from wasmlet.cli.schedule_table import schedule_table
 from wasmlet.cli.times import local_iso
 from wasmlet.client import ConnectionFailed, RetryPolicy, WasmletClient
 from wasmlet.errors import FunctionError
@@ -512,16 +513,8 @@ def schedules_list(url: str | None, key: str | None, data_dir: str) -> None:
     """Schedules with their last run, next run and last outcome."""
     with _client(url, key, data_dir) as client:
         listing = client.schedules()
-    health = "healthy" if listing["scheduler"]["healthy"] else "UNHEALTHY"
-    click.echo(f"scheduler {health}")
-    for s in listing["schedules"]:
-        outcome = (s["last_outcome"] or {}).get("status") or "-"
-        paused = " (paused)" if s["paused"] else ""
-        click.echo(
-            f"{s['function']:<20} {s['id']}  {s['cron']:<15} {s['timezone']:<16} "
-            f"last={local_iso(s['last_run'])} next={local_iso(s['next_run'])} "
-            f"outcome={outcome}{paused}"
-        )
+    for line in schedule_table(listing):
+        click.echo(line)
 
 
 def _schedule_command(action: str, help_text: str) -> None:
