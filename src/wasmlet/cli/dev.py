@@ -108,10 +108,18 @@ class LogStream:
     def __init__(self, url: str, key: str | None, names: Callable[[], list[str]]) -> None:
         self._url, self._key, self._names = url, key, names
         self._cursors: dict[str, int] = {}
+        self._since = time.time()
         self.stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wasmlet-dev-logs", daemon=True)
 
     def start(self) -> None:
+        """Lines from now on: the cursors of the functions known now are taken before this
+        returns, so a call made right after it is streamed however late the thread runs."""
+        self._since = time.time()
+        with WasmletClient(self._url, self._key, timeout_s=10) as client:
+            for name in self._names():
+                with contextlib.suppress(ConnectionFailed, FunctionError):
+                    self._cursors[name] = client.logs(name, limit=1)["cursor"]
         self._thread.start()
 
     def close(self) -> None:
@@ -127,10 +135,10 @@ class LogStream:
 
     def _poll(self, client: WasmletClient, name: str) -> None:
         cursor = self._cursors.get(name)
-        if cursor is None:  # from now on: the lines already there were shown before
-            self._cursors[name] = client.logs(name, limit=1)["cursor"]
-            return
-        page = client.logs(name, after=cursor, limit=1000)
+        if cursor is None:  # a function added later: its lines since the stream started
+            page = client.logs(name, after=0, since=self._since, limit=1000)
+        else:
+            page = client.logs(name, after=cursor, limit=1000)
         for line in page["lines"]:
             level = str(line.get("level", "info"))
             style = LEVEL_COLOUR.get(level, {})
