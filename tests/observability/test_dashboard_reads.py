@@ -81,7 +81,7 @@ def test_functions_come_a_page_at_a_time_in_name_order(store: Store) -> None:
     )  # fmt: skip
     pages, after = [], ""
     while True:
-        rows = store.fetch_all("list_functions_page", after=after, limit=2)
+        rows = store.fetch_all("list_functions_page", after_name=after, limit=2)
         pages.append([row["name"] for row in rows])
         if len(rows) < 2:
             break

@@ -39,7 +39,7 @@ def test_every_named_query_runs_against_the_migrated_schema(store: Store) -> Non
         "function_name": "f", "trigger_kind": "database", "payload": b"{}", "run_at": 1.0,
         "node": "n", "until": 2.0, "limit": 5, "error_type": "timeout", "error": "e",
         "request_meta": None, "result_status": 200, "result_body": b"", "reason": "r",
-        "function": None, "offset": 0, "skip": "[]",
+        "function": None, "offset": 0, "skip": "[]", "caps": "{\"f\": 1}", "after_name": "",
         # observability (queries_observability.sql)
         "attempt": 1, "status": 500, "duration_ms": 1.5, "started_at": 1.0, "log_lines": 1,
         "invocation_id": "j", "at": 1.0, "severity": 20, "level": "info", "source": "stderr",

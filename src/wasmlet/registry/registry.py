@@ -319,7 +319,7 @@ class Registry:
 
     def page(self, after: str, limit: int) -> list[FunctionRecord]:
         """At most `limit` functions in name order, after the name `after` (keyset)."""
-        rows = self._store.fetch_all("list_functions_page", after=after, limit=limit)
+        rows = self._store.fetch_all("list_functions_page", after_name=after, limit=limit)
         return [FunctionRecord.from_row(row) for row in rows]
 
     def list(self) -> list[FunctionRecord]:

@@ -3,12 +3,12 @@
 -- bounded by a LIMIT or by one function's kept history.
 
 -- name: list_functions_page
--- Functions in name order after the cursor `after` (keyset paging).
+-- Functions in name order after the cursor `after_name` (keyset paging).
 SELECT f.name, f.version, f.enabled, f.config, f.triggers, f.created_at, f.updated_at,
        v.module_key
 FROM functions f
 JOIN function_versions v ON v.name = f.name AND v.version = f.version
-WHERE f.name > :after
+WHERE f.name > :after_name
 ORDER BY f.name
 LIMIT :limit;
 
