@@ -28,7 +28,9 @@ def test_kill_9_during_a_backoff_still_retries(kind: str, tmp_path: Path) -> Non
         record = f"INSERT INTO attempts (payload, at) VALUES ($1, {db.now_sql})"
         config = {
             "env": {"RECORD_SQL": record, "MODE": "hang"},
-            "timeout_ms": 200,
+            # Long enough for the attempt's INSERT to land first on a loaded machine (at
+            # 200 ms, attempt 1 timed out before its row was written, in CI).
+            "timeout_ms": 2000,
             "retry": {"max_retries": 1, "backoff_ms": 3000, "jitter": 0},
         }
         assert db.server.deploy("flaky", build_c(FLAKY), config).status_code == 201
@@ -39,7 +41,7 @@ def test_kill_9_during_a_backoff_still_retries(kind: str, tmp_path: Path) -> Non
             state = httpx.get(state_url, headers=db.server.anon_headers()).json()
             return bool(state["status"] == "queued" and state["error"] is not None)
 
-        wait_until(in_backoff, 10, "attempt 1 to fail and be scheduled again")
+        wait_until(in_backoff, 30, "attempt 1 to fail and be scheduled again")
         assert len(db.app_rows("SELECT at FROM attempts")) == 1
         assert db.server.process is not None
         db.server.process.kill()  # during the 3 s backoff
