@@ -35,6 +35,7 @@ from wasmlet.errors import FunctionError
 DEFAULT_DATA_DIR = ".wasmlet/dev"
 SERVER_START_S = 120.0
 DEPLOY_TIMEOUT_S = 600.0  # a first JavaScript deploy may build the engine
+WATCH_READY_MS = 500  # how soon the watcher's first (empty) batch says it is ready
 LOG_POLL_S = 0.5
 LEVEL_COLOUR: dict[str, dict[str, Any]] = {
     "debug": {"dim": True},
@@ -247,7 +248,6 @@ def dev_command(client_options: Callable[[Any], Any]) -> click.Command:
                 )
                 logs.start()
                 stack.callback(logs.close)
-            _say(f"watching {project.root} (Ctrl-C stops)")
             try:
                 _watch(client, current)
             except KeyboardInterrupt:
@@ -260,8 +260,17 @@ def _watch(client: WasmletClient, current: list[Project]) -> None:
     from watchfiles import watch
 
     root = current[0].root
+    watching = False
+    # The first (maybe empty) batch comes once the watches are in place: only then is
+    # "watching" said, so a save right after it is never missed.
     for batch in watch(root, watch_filter=_filter(root), debounce=400, step=30,
+                       rust_timeout=WATCH_READY_MS, yield_on_timeout=True,
                        raise_interrupt=True):  # fmt: skip
+        if not watching:
+            watching = True
+            _say(f"watching {root} (Ctrl-C stops)")
+        if not batch:
+            continue
         changes = {Path(path).resolve() for _change, path in batch}
         project = current[0]
         names = _changed_functions(project, changes)
