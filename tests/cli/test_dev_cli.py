@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port
+from wasmlet.cli.exit_codes import ExitCode
 
 START_DEADLINE_S = 600  # server start and a first JavaScript deploy, on a loaded machine
 SAVE_DEADLINE_S = 30
@@ -150,3 +151,20 @@ def test_ctrl_c_stops_dev_and_its_server(dev: Dev) -> None:
     assert dev.process.wait(60) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(dev.url + "/health", timeout=2)
+
+
+def test_dev_refuses_a_server_it_has_no_key_for(server: ServerProcess, tmp_path: Path) -> None:
+    """The README's `wasmlet serve` still running on the manifest's port: dev says what to
+    do instead of failing every deploy with 401."""
+    env = _env(tmp_path)
+    run = [sys.executable, "-m", "wasmlet"]
+    done = subprocess.run([*run, "init"], cwd=tmp_path, env=env, capture_output=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = tmp_path / "wasmlet.toml"
+    manifest.write_text(manifest.read_text().replace("http://127.0.0.1:8787", server.url))
+    refused = subprocess.run([*run, "dev"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120, check=False)  # fmt: skip
+    assert refused.returncode == ExitCode.USAGE, refused.stdout + refused.stderr
+    assert f"a server already answers on {server.url} and dev has no key" in refused.stderr
+    assert "--port" in refused.stderr

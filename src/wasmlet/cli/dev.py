@@ -226,6 +226,14 @@ def dev_command(client_options: Callable[[Any], Any]) -> click.Command:
                     fail(str(exc))
                     return
                 server_url, server_key = target.url, target.key
+                if server_key is None and not given:
+                    fail(
+                        f"a server already answers on {server_url} and dev has no key for it "
+                        f"({target.key_source}): stop that server, give its service key "
+                        "(--key, $WASMLET_SERVICE_KEY or `wasmlet login`), or run dev's own "
+                        "server on another port with --port"
+                    )
+                    return
                 _say(f"using the server on {server_url} (key from {target.key_source})")
             else:
                 server_url, server_key = stack.enter_context(_own_server(project, port))
