@@ -126,7 +126,6 @@ class LastResortMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.log = get_logger("http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,16 +143,23 @@ class LastResortMiddleware:
             await self.app(scope, receive, send_tracked)
         except Exception as exc:
             request_id = request_id_of(scope)
-            self.log.error(
-                "unexpected error",
-                error=f"500 {type(exc).__name__}: {exc}",
-                error_type=InternalError.type,
-                traceback=traceback.format_exc(),
-                request_id=request_id,
-                method=scope.get("method"),
-                path=scope.get("path"),
-                response_started=started,
-            )
+            log_unexpected(exc, scope, request_id, response_started=started)
             if started:
                 raise
             await error_response(InternalError(), request_id)(scope, receive, send)
+
+
+def log_unexpected(
+    exc: Exception, scope: Scope, request_id: str, *, response_started: bool
+) -> None:
+    """The log line of an exception no handler answered (call inside its `except`)."""
+    get_logger("http").error(
+        "unexpected error",
+        error=f"500 {type(exc).__name__}: {exc}",
+        error_type=InternalError.type,
+        traceback=traceback.format_exc(),
+        request_id=request_id,
+        method=scope.get("method"),
+        path=scope.get("path"),
+        response_started=response_started,
+    )

@@ -17,7 +17,6 @@ whose routes (`routes.invoke`) keep the OpenAPI schema and answer the same way.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterable
 
 from fastapi import FastAPI
@@ -26,13 +25,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
-from wasmlet.api.errors import error_response
+from wasmlet.api.errors import error_response, log_unexpected
 from wasmlet.api.request_id import HEADER as REQUEST_ID_HEADER
 from wasmlet.api.request_id import assign_request_id
 from wasmlet.api.routes.invoke import ALL_METHODS, invoke_function
 from wasmlet.errors import FunctionError, InternalError
 from wasmlet.registry.names import RESERVED_NAMES
-from wasmlet.telemetry.logs import get_logger
 
 PREFIX = "/functions/v1/"
 INVOKE = "invoke"
@@ -90,16 +88,7 @@ class WasmletApp(FastAPI):
             started = True
             await _send(response, request_id, send)
         except Exception as exc:
-            get_logger("http").error(
-                "unexpected error",
-                error=f"500 {type(exc).__name__}: {exc}",
-                error_type=InternalError.type,
-                traceback=traceback.format_exc(),
-                request_id=request_id,
-                method=scope.get("method"),
-                path=scope.get("path"),
-                response_started=started,
-            )
+            log_unexpected(exc, scope, request_id, response_started=started)
             if started:
                 raise
             await _send(error_response(InternalError(), request_id), request_id, send)
